@@ -1,0 +1,16 @@
+"""Providers and credentials, clusters, node pools, nodes, their lifecycle, and workloads.
+
+Owns talking to cloud providers (clusters/providers/) and to Kubernetes API servers
+(clusters/kube.py), and the local provider's runtime (clusters/local/). It does not own
+networking objects, snapshots or observability, which build on the clusters it manages.
+"""
+
+from django.apps import AppConfig
+
+
+class ClustersConfig(AppConfig):
+    """Clusters and their providers."""
+
+    name = "clusters"
+    verbose_name = "Clusters"
+    default_auto_field = "django.db.models.BigAutoField"

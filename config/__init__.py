@@ -1,0 +1,1 @@
+"""Project wiring: settings, URLs, ASGI/WSGI entry points, task and event plumbing."""

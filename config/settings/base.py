@@ -1,0 +1,230 @@
+"""Settings shared by every environment, read from FLOTILLA_* environment variables.
+
+The full list of variables, with their defaults, is documented in docs/configuration.md.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from config.env import database_from_url, env_bool, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+SECRET_KEY = env_str("FLOTILLA_SECRET_KEY")
+DEBUG = env_bool("FLOTILLA_DEBUG", False)
+ALLOWED_HOSTS = env_list("FLOTILLA_ALLOWED_HOSTS", ["localhost", "127.0.0.1"])
+CSRF_TRUSTED_ORIGINS = env_list("FLOTILLA_CSRF_TRUSTED_ORIGINS")
+
+# --- Tenancy -------------------------------------------------------------------------------
+# Public schema: organisations, users, memberships, API tokens, the task queue, the channel
+# layer's tables and the platform-level audit log. Tenant schemas: everything an org owns.
+SHARED_APPS = [
+    "django_tenants",
+    "daphne",
+    "orgs",
+    "orgs.audit",
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.admin",
+    "rest_framework",
+    "drf_spectacular",
+    "django_q",
+    "channels",
+    "channels_postgres",
+]
+TENANT_APPS = [
+    "django.contrib.contenttypes",
+    "orgs.audit",
+    "clusters",
+    "networking",
+    "snapshots",
+    "observability",
+]
+INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
+
+TENANT_MODEL = "orgs.Organization"
+TENANT_DOMAIN_MODEL = "orgs.Domain"
+PUBLIC_SCHEMA_NAME = "public"
+# New org schemas are cloned from a template schema kept migrated by `migrate_schemas`
+# (see orgs.services.schemas): a clone costs a fraction of running every migration.
+TENANT_CREATION_FAKES_MIGRATIONS = True
+TENANT_BASE_SCHEMA = "flotilla_template"
+TENANT_LIMIT_SET_CALLS = True
+
+DATABASE_URL = env_str("FLOTILLA_DATABASE_URL", "postgres://flotilla:flotilla@127.0.0.1:5432/flotilla")
+DATABASES: dict[str, dict[str, Any]] = {"default": database_from_url(DATABASE_URL)}
+DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_USER_MODEL = "orgs.User"
+LOGIN_URL = "orgs:login"
+LOGIN_REDIRECT_URL = "orgs:home"
+LOGOUT_REDIRECT_URL = "orgs:login"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+MIDDLEWARE = [
+    "config.metrics.RequestMetricsMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "config.security.ContentSecurityPolicyMiddleware",
+    "orgs.middleware.PublicSchemaMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "orgs.middleware.OrgRoutingMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+ASGI_APPLICATION = "config.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "config" / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "orgs.context_processors.portal",
+            ],
+        },
+    },
+]
+
+LANGUAGE_CODE = "en-gb"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = Path(env_str("FLOTILLA_STATIC_ROOT", str(BASE_DIR / "var" / "static")))
+STATICFILES_DIRS = [BASE_DIR / "config" / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+
+# --- Secrets at rest ----------------------------------------------------------------------
+# Comma-separated Fernet keys, newest first: the first encrypts, all decrypt (rotation).
+FLOTILLA_ENCRYPTION_KEYS = env_list("FLOTILLA_ENCRYPTION_KEYS")
+
+# --- Cache, Redis ---------------------------------------------------------------------------
+REDIS_URL = env_str("FLOTILLA_REDIS_URL")
+CACHES: dict[str, dict[str, Any]] = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        if REDIS_URL
+        else {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "flotilla_cache",
+        }
+    )
+}
+# Every cache key carries the schema of the org it was written in.
+CACHES["default"]["KEY_FUNCTION"] = "django_tenants.cache.make_key"
+CACHES["default"]["REVERSE_KEY_FUNCTION"] = "django_tenants.cache.reverse_key"
+
+# --- Background tasks (django-q2) ----------------------------------------------------------
+Q_CLUSTER: dict[str, Any] = {
+    "name": "flotilla",
+    "workers": env_int("FLOTILLA_WORKERS", 2),
+    "timeout": env_int("FLOTILLA_TASK_TIMEOUT", 900),
+    # retry must exceed timeout, or a task still running is handed out a second time.
+    "retry": env_int("FLOTILLA_TASK_TIMEOUT", 900) + 300,
+    "max_attempts": 1,
+    "save_limit": 1000,
+    "queue_limit": 50,
+    "catch_up": False,
+    "poll": 0.5,
+    "label": "Task queue",
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+
+# --- Live updates (Channels) --------------------------------------------------------------
+_db = DATABASES["default"]
+CHANNEL_LAYERS: dict[str, dict[str, Any]] = {
+    "default": (
+        {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
+        if REDIS_URL
+        else {
+            "BACKEND": "channels_postgres.core.PostgresChannelLayer",
+            "CONFIG": {
+                "NAME": _db["NAME"],
+                "USER": _db["USER"],
+                "PASSWORD": _db["PASSWORD"],
+                "HOST": _db["HOST"],
+                "PORT": _db["PORT"],
+                "OPTIONS": dict(_db["OPTIONS"]),
+            },
+        }
+    )
+}
+
+# --- REST API -------------------------------------------------------------------------------
+REST_FRAMEWORK: dict[str, Any] = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["orgs.api.authentication.ApiTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["orgs.api.permissions.IsOrgMember"],
+    "DEFAULT_PAGINATION_CLASS": "orgs.api.pagination.StandardPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["orgs.api.parsers.LimitedJSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "orgs.api.errors.exception_handler",
+    "DEFAULT_THROTTLE_RATES": {
+        "tokens": env_str("FLOTILLA_RATE_TOKENS", "30/min"),
+        "auth": env_str("FLOTILLA_RATE_AUTH", "20/min"),
+    },
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Flotilla API",
+    "DESCRIPTION": "Kubernetes clusters across clouds. Authenticate with an org-scoped API "
+    "token: `Authorization: Bearer flt_...`.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+# Oversize payloads are refused before they are parsed.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("FLOTILLA_MAX_REQUEST_BYTES", 1024 * 1024)
+
+# --- Security -------------------------------------------------------------------------------
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SIGNIN_RATE = env_str("FLOTILLA_RATE_SIGNIN", "10/min")
+METRICS_TOKEN = env_str("FLOTILLA_METRICS_TOKEN")
+
+EMAIL_BACKEND = env_str("FLOTILLA_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env_str("FLOTILLA_FROM_EMAIL", "flotilla@localhost")
+INVITATION_TTL_DAYS = env_int("FLOTILLA_INVITATION_TTL_DAYS", 7)
+
+LOGGING: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("FLOTILLA_LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

@@ -1,0 +1,22 @@
+"""URL map. Org pages live under /o/<org-slug>/ (no DNS needed); the API is org-scoped by token."""
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
+
+from config.metrics import metrics_view
+from orgs import urls as orgs_urls
+
+# Everything below /o/<org_slug>/ runs in that org's schema (orgs.middleware.OrgRoutingMiddleware).
+org_patterns = [
+    path("", include((orgs_urls.org_urlpatterns, "org"))),
+]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("metrics", metrics_view, name="metrics"),
+    path("api/v1/orgs/", include("orgs.api.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("o/<slug:org_slug>/", include(org_patterns)),
+    path("", include((orgs_urls.public_urlpatterns, "orgs"))),
+]

@@ -1,0 +1,1 @@
+"""Writes of the orgs app: one transaction each, audited, side effects after commit."""

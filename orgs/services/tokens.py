@@ -1,0 +1,122 @@
+"""API tokens: created shown once, stored as a SHA-256 of the secret, revocable, expiring."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from orgs.actors import Actor
+from orgs.choices import ActorSource, Role
+from orgs.exceptions import PermissionDenied, ValidationFailed
+from orgs.models import ApiToken, Membership
+from orgs.permissions import Action, require
+from orgs.services.audit import record_action
+
+TOKEN_PREFIX = "flt_"
+# last_used_at is written at most this often per token, not on every request.
+LAST_USED_GRANULARITY = timedelta(seconds=60)
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def create_api_token(
+    actor: Actor, *, name: str, role: str, expires_at: datetime | None = None
+) -> tuple[ApiToken, str]:
+    """Create a token for the acting member; returns it with the clear value (shown once)."""
+    require(actor, Action.TOKEN_CREATE)
+    if actor.user is None or actor.org is None:
+        raise PermissionDenied("Tokens belong to a member of an organisation.")
+    name = (name or "").strip()
+    if not name or len(name) > 100:
+        raise ValidationFailed.for_field("name", "Give a name of 1 to 100 characters.")
+    try:
+        wanted = Role(role)
+    except ValueError as exc:
+        raise ValidationFailed.for_field(
+            "role", "Choose one of: " + ", ".join(r.value for r in Role) + "."
+        ) from exc
+    if not Role(actor.role or Role.VIEWER).at_least(wanted):
+        raise ValidationFailed.for_field("role", "A token's role cannot be higher than your own.")
+    if expires_at is not None and expires_at <= timezone.now():
+        raise ValidationFailed.for_field("expires_at", "The expiry must be in the future.")
+    prefix = secrets.token_hex(4)
+    secret = secrets.token_urlsafe(32)
+    with transaction.atomic():
+        token = ApiToken.objects.create(
+            org=actor.org,
+            user=actor.user,
+            name=name,
+            role=wanted,
+            prefix=prefix,
+            secret_hash=_hash(secret),
+            expires_at=expires_at,
+        )
+        record_action(
+            actor,
+            "token.created",
+            obj=token,
+            after={
+                "name": name,
+                "role": wanted.value,
+                "expires_at": expires_at.isoformat() if expires_at else None,
+            },
+        )
+    return token, f"{TOKEN_PREFIX}{prefix}_{secret}"
+
+
+def revoke_api_token(actor: Actor, token: ApiToken) -> ApiToken:
+    """Revoke a token: your own, or anyone's with token.revoke_any. Revoking twice is a no-op."""
+    own = actor.user is not None and token.user_id == actor.user.pk
+    if not own:
+        require(actor, Action.TOKEN_REVOKE_ANY)
+    if token.revoked_at is None:
+        with transaction.atomic():
+            token.revoked_at = timezone.now()
+            ApiToken.objects.filter(pk=token.pk).update(revoked_at=token.revoked_at)
+            record_action(actor, "token.revoked", obj=token, org=token.org)
+    return token
+
+
+@dataclass(frozen=True)
+class TokenIdentity:
+    """An authenticated token with the role it may use now."""
+
+    token: ApiToken
+    role: Role
+
+
+def authenticate_api_token(raw: str, *, ip: str | None) -> TokenIdentity | None:
+    """Resolve a bearer value to a usable token of an active org, or None."""
+    if not raw.startswith(TOKEN_PREFIX):
+        return None
+    prefix, _, secret = raw[len(TOKEN_PREFIX) :].partition("_")
+    if not prefix or not secret:
+        return None
+    token = ApiToken.objects.select_related("org", "user").filter(prefix=prefix).first()
+    if token is None or not hmac.compare_digest(token.secret_hash, _hash(secret)):
+        return None
+    now = timezone.now()
+    if not token.is_usable(now) or not token.user.is_active:
+        return None
+    membership = Membership.objects.filter(org_id=token.org_id, user_id=token.user_id).only("role").first()
+    if membership is None:
+        return None
+    # A token acts with its own role, never above its creator's current one.
+    role = min(Role(token.role), Role(membership.role), key=lambda r: r.rank)
+    if token.last_used_at is None or now - token.last_used_at > LAST_USED_GRANULARITY:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now, last_used_ip=ip)
+        token.last_used_at, token.last_used_ip = now, ip
+    return TokenIdentity(token=token, role=role)
+
+
+def source_for_client(header: str | None) -> ActorSource:
+    """Requests from the flotilla CLI say so; everything else on the API is 'api'."""
+    return ActorSource.CLI if (header or "").lower().startswith("flotilla-cli") else ActorSource.API

@@ -1,0 +1,1 @@
+"""Fan-out only: nothing here changes data."""

