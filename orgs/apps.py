@@ -17,3 +17,4 @@ class OrgsConfig(AppConfig):
 
     def ready(self) -> None:
         from orgs import signals  # noqa: F401  (connects fan-out receivers)
+        from orgs.api import schema  # noqa: F401  (registers the OpenAPI token scheme)

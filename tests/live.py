@@ -93,6 +93,8 @@ def live_flotilla(transactional_db: None, tmp_path: Path) -> Iterator[str]:
             time.sleep(0.2)
     yield base
     server.stop()
+    # Captured by pytest and shown only when the test failed.
+    print("--- daphne log ---\n" + server.output())
 
 
 @pytest.fixture
@@ -101,6 +103,7 @@ def live_worker(transactional_db: None, tmp_path: Path) -> Iterator[LiveProcess]
     worker = LiveProcess([sys.executable, "manage.py", "qcluster"], tmp_path / "worker.log", process_env())
     yield worker
     worker.stop()
+    print("--- worker log ---\n" + worker.output())
 
 
 @pytest.fixture

@@ -174,6 +174,10 @@ CHANNEL_LAYERS: dict[str, dict[str, Any]] = {
                 "HOST": _db["HOST"],
                 "PORT": _db["PORT"],
                 "OPTIONS": dict(_db["OPTIONS"]),
+                "TIME_ZONE": None,
+                "CONN_MAX_AGE": 0,
+                "CONN_HEALTH_CHECKS": False,
+                "AUTOCOMMIT": True,
             },
         }
     )

@@ -5,7 +5,7 @@ from rest_framework.routers import SimpleRouter
 
 from orgs.api import views
 
-router = SimpleRouter()
+router = SimpleRouter(use_regex_path=False)
 router.register("members", views.MemberViewSet, basename="member")
 router.register("invitations", views.InvitationViewSet, basename="invitation")
 router.register("tokens", views.TokenViewSet, basename="token")

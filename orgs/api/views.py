@@ -47,6 +47,7 @@ class MemberViewSet(GenericViewSet):  # type: ignore[type-arg]
     """Members of the org: list, get, change role, remove."""
 
     serializer_class = s.MemberSerializer
+    lookup_value_converter = "int"
 
     def get_queryset(self) -> QuerySet[Any]:
         return selectors.list_members(actor_of(self.request))
@@ -77,6 +78,7 @@ class InvitationViewSet(GenericViewSet):  # type: ignore[type-arg]
     """Pending invitations: list, create (returns the link once), revoke."""
 
     serializer_class = s.InvitationSerializer
+    lookup_value_converter = "int"
 
     def get_queryset(self) -> QuerySet[Any]:
         return selectors.list_invitations(actor_of(self.request))
@@ -122,6 +124,7 @@ class TokenViewSet(GenericViewSet):  # type: ignore[type-arg]
     """API tokens: list, get, create (the secret is in this one response only), revoke."""
 
     serializer_class = s.TokenSerializer
+    lookup_value_converter = "int"
     throttle_scope = "tokens"
 
     def get_throttles(self) -> list[Any]:
