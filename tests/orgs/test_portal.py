@@ -23,6 +23,13 @@ def signed_in(user: User) -> Client:
     return client
 
 
+def invite_path(page: str) -> str:
+    """The path of the invitation link a members page shows once."""
+    link = re.search(r'data-testid="invite-link">([^<]+)<', page)
+    assert link, page
+    return "/" + link.group(1).split("/", 3)[3]
+
+
 def schema_exists(name: str) -> bool:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1 FROM pg_namespace WHERE nspname=%s", [name])
@@ -143,10 +150,8 @@ class TestMembersAndInvitations:
         owner = signed_in(owner_of(org_a).user)
         with django_capture_on_commit_callbacks(execute=True):
             response = owner.post("/o/alpha/members/", {"email": "new@x.test", "role": "member"})
-        link = re.search(r'data-testid="invite-link">([^<]+)<', response.content.decode())
-        assert link, response.content.decode()
-        path = "/" + link.group(1).split("/", 3)[3]
-        assert len(mail.outbox) == 1 and link.group(1) in mail.outbox[0].body
+        path = invite_path(response.content.decode())
+        assert len(mail.outbox) == 1 and path in mail.outbox[0].body
         newcomer = Client()
         assert "Create account and join" in newcomer.get(path).content.decode()
         response = newcomer.post(path, {"full_name": "New", "password": PASSWORD})
@@ -157,12 +162,7 @@ class TestMembersAndInvitations:
     def test_invite_for_someone_else_is_refused(self, org_a: Organization) -> None:
         owner = signed_in(owner_of(org_a).user)
         response = owner.post("/o/alpha/members/", {"email": "invited@x.test", "role": "member"})
-        path = (
-            "/"
-            + re.search(r'data-testid="invite-link">([^<]+)<', response.content.decode())
-            .group(1)
-            .split("/", 3)[3]
-        )  # type: ignore[union-attr]
+        path = invite_path(response.content.decode())
         stranger = signed_in(make_user("stranger@x.test"))
         stranger.post(path)
         assert not Membership.objects.filter(org=org_a, user__email="stranger@x.test").exists()
