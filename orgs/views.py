@@ -194,22 +194,28 @@ def overview(request: HttpRequest) -> HttpResponse:
     )
 
 
+_NEW_INVITE_KEY = "flotilla.new_invite"
+
+
 def members(request: HttpRequest) -> HttpResponse:
     """Members, pending invitations and the invite form; htmx swaps in just the table."""
     actor = _actor(request)
     form = InviteForm(request.POST or None)
-    new_link = None
     if request.method == "POST" and form.is_valid():
         try:
-            _, new_link = member_services.invite_member(
+            _, link = member_services.invite_member(
                 actor,
                 email=form.cleaned_data["email"],
                 role=form.cleaned_data["role"],
                 base_url=request.build_absolute_uri("/"),
             )
-            form = InviteForm()
         except FlotillaError as error:
             report_error(request, error, form)
+        else:
+            # Post/redirect/get, like tokens: the link is shown on the next view only.
+            request.session[_NEW_INVITE_KEY] = link
+            return _org_redirect(request, "org:members")
+    new_link = request.session.pop(_NEW_INVITE_KEY, None) if request.method == "GET" else None
     context = {
         "members": selectors.list_members(actor),
         "invitations": selectors.list_invitations(actor) if can(actor, Action.MEMBER_INVITE) else [],
@@ -272,11 +278,13 @@ def invitation_revoke(request: HttpRequest, pk: int) -> HttpResponseBase:
     return _org_redirect(request, "org:members")
 
 
+_NEW_TOKEN_KEY = "flotilla.new_token"
+
+
 def tokens(request: HttpRequest) -> HttpResponse:
-    """API tokens: list and create; a new token's secret is shown on this response only."""
+    """API tokens: list and create; a new token's secret is shown on one page view only."""
     actor = _actor(request)
     form = TokenForm(request.POST or None)
-    created = None
     if request.method == "POST" and form.is_valid():
         try:
             token, clear = token_services.create_api_token(
@@ -285,10 +293,17 @@ def tokens(request: HttpRequest) -> HttpResponse:
                 role=form.cleaned_data["role"],
                 expires_at=form.cleaned_data["expires_at"],
             )
-            created = {"token": token, "clear": clear}
-            form = TokenForm()
         except FlotillaError as error:
             report_error(request, error, form)
+        else:
+            # Post/redirect/get: the secret rides in the session to the next view only, so a
+            # reload neither creates a second token nor shows the secret again.
+            request.session[_NEW_TOKEN_KEY] = {"id": token.pk, "clear": clear}
+            return _org_redirect(request, "org:tokens")
+    created = None
+    stashed = request.session.pop(_NEW_TOKEN_KEY, None) if request.method == "GET" else None
+    if stashed:
+        created = {"token": selectors.get_token(actor, stashed["id"]), "clear": stashed["clear"]}
     response = render(
         request,
         "orgs/tokens.html",

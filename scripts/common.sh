@@ -61,3 +61,21 @@ ensure_kube_binaries() {
   log "Preparing local Kubernetes binaries (cached in $FLOTILLA_CACHE_DIR; built once)"
   "$PY" -m clusters.local.binaries build
 }
+
+ensure_chromium() {
+  if ! command -v chromium >/dev/null 2>&1; then
+    log "Installing Chromium (Debian package) for the browser tests"
+    if [[ "$(id -u)" == "0" ]]; then
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    else
+      sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    fi
+  fi
+}
+
+# The local provider's binaries (issue 3); skipped until the module exists in this checkout.
+ensure_local_provider() {
+  if [[ -f "$ROOT/clusters/local/binaries.py" ]]; then
+    ensure_kube_binaries
+  fi
+}

@@ -161,6 +161,12 @@ else:
 
 # --- Live updates (Channels) --------------------------------------------------------------
 _db = DATABASES["default"]
+# channels-postgres removes group members through the ORM under this alias: the same
+# database, public schema (its tables are shared), mirrored in tests.
+DATABASES["channels_postgres"] = {**_db, "TEST": {"MIRROR": "default"}}
+# channels-postgres removes group members through the ORM under this alias: the same
+# database, public schema (its tables are shared), mirrored in tests.
+DATABASES["channels_postgres"] = {**_db, "TEST": {"MIRROR": "default"}}
 CHANNEL_LAYERS: dict[str, dict[str, Any]] = {
     "default": (
         {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}

@@ -149,7 +149,7 @@ class TestMembersAndInvitations:
     ) -> None:
         owner = signed_in(owner_of(org_a).user)
         with django_capture_on_commit_callbacks(execute=True):
-            response = owner.post("/o/alpha/members/", {"email": "new@x.test", "role": "member"})
+            response = owner.post("/o/alpha/members/", {"email": "new@x.test", "role": "member"}, follow=True)
         path = invite_path(response.content.decode())
         assert len(mail.outbox) == 1 and path in mail.outbox[0].body
         newcomer = Client()
@@ -161,7 +161,7 @@ class TestMembersAndInvitations:
 
     def test_invite_for_someone_else_is_refused(self, org_a: Organization) -> None:
         owner = signed_in(owner_of(org_a).user)
-        response = owner.post("/o/alpha/members/", {"email": "invited@x.test", "role": "member"})
+        response = owner.post("/o/alpha/members/", {"email": "invited@x.test", "role": "member"}, follow=True)
         path = invite_path(response.content.decode())
         stranger = signed_in(make_user("stranger@x.test"))
         stranger.post(path)
@@ -194,7 +194,7 @@ class TestMembersAndInvitations:
 class TestTokens:
     def test_token_shown_once(self, org_a: Organization) -> None:
         owner = signed_in(owner_of(org_a).user)
-        response = owner.post("/o/alpha/tokens/", {"name": "ci", "role": "viewer"})
+        response = owner.post("/o/alpha/tokens/", {"name": "ci", "role": "viewer"}, follow=True)
         clear = re.search(r'data-testid="new-token-value">(flt_[^<]+)<', response.content.decode())
         assert clear and response["Cache-Control"] == "no-store"
         assert clear.group(1) not in owner.get("/o/alpha/tokens/").content.decode()
