@@ -3,6 +3,7 @@
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
+from rest_framework.permissions import AllowAny
 
 from config.metrics import metrics_view
 from orgs import urls as orgs_urls
@@ -16,7 +17,11 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("metrics", metrics_view, name="metrics"),
     path("api/v1/orgs/", include("orgs.api.urls")),
-    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path(
+        "api/schema/",
+        SpectacularAPIView.as_view(permission_classes=[AllowAny], authentication_classes=[]),
+        name="api-schema",
+    ),
     path("o/<slug:org_slug>/", include(org_patterns)),
     path("", include((orgs_urls.public_urlpatterns, "orgs"))),
 ]
