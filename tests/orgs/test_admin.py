@@ -1,0 +1,82 @@
+"""The staff admin: organisation tools go through the services and are audited."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+from django_tenants.utils import schema_context
+
+from orgs.audit.models import AuditEntry
+from orgs.models import ApiToken, Organization
+from tests.factories import make_token, make_user, owner_of
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def staff() -> Client:
+    client = Client()
+    client.force_login(make_user("staff@flotilla.test", is_staff=True, is_superuser=True))
+    return client
+
+
+def test_members_of_orgs_cannot_open_the_admin(org_a: Organization) -> None:
+    client = Client()
+    client.force_login(owner_of(org_a).user)
+    assert client.get("/admin/orgs/organization/").status_code == 302
+
+
+def test_suspend_and_reactivate_are_audited(staff: Client, org_a: Organization) -> None:
+    response = staff.post(
+        "/admin/orgs/organization/", {"action": "suspend", "_selected_action": [org_a.pk]}, follow=True
+    )
+    assert response.status_code == 200
+    org_a.refresh_from_db()
+    assert org_a.suspended_at is not None
+    with schema_context(org_a.schema_name):
+        entry = AuditEntry.objects.get(action="org.suspended")
+    assert entry.actor_label == "staff@flotilla.test" and entry.source == "admin"
+    staff.post("/admin/orgs/organization/", {"action": "reactivate", "_selected_action": [org_a.pk]})
+    org_a.refresh_from_db()
+    assert org_a.suspended_at is None
+
+
+def test_quota_change_goes_through_the_service(staff: Client, org_a: Organization) -> None:
+    response = staff.post(
+        f"/admin/orgs/organization/{org_a.pk}/change/",
+        {"name": org_a.name, "max_clusters": 3, "max_nodes": 12, "memberships-TOTAL_FORMS": 0,
+         "memberships-INITIAL_FORMS": 0},
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    org_a.refresh_from_db()
+    assert (org_a.max_clusters, org_a.max_nodes) == (3, 12)
+    with schema_context(org_a.schema_name):
+        assert AuditEntry.objects.get(action="org.quotas_changed").after == {"max_clusters": 3, "max_nodes": 12}
+
+
+def test_staff_revoke_token(staff: Client, org_a: Organization) -> None:
+    token, _ = make_token(owner_of(org_a))
+    staff.post("/admin/orgs/apitoken/", {"action": "revoke", "_selected_action": [token.pk]})
+    assert ApiToken.objects.get(pk=token.pk).revoked_at is not None
+    page = staff.get(f"/admin/orgs/apitoken/{token.pk}/change/").content.decode()
+    assert token.secret_hash not in page
+
+
+def test_audit_log_of_any_org(staff: Client, org_a: Organization, org_b: Organization) -> None:
+    page_a = staff.get(f"/admin/audit/auditentry/?schema={org_a.schema_name}").content.decode()
+    assert "owner@alpha.test" in page_a and "owner@bravo.test" not in page_a
+    platform = staff.get("/admin/audit/auditentry/").content.decode()
+    assert "org.created" not in platform
+
+
+def test_staff_creates_org_for_a_user(staff: Client) -> None:
+    owner = make_user("founder@x.test")
+    response = staff.post("/admin/orgs/organization/add/", {"name": "Gamma", "slug": "gamma", "owner_email": owner.email})
+    assert response.status_code == 302, response.content.decode()[:3000]
+    org = Organization.objects.get(slug="gamma")
+    assert org.memberships.get().user == owner
+
+
+def test_task_queue_is_in_the_admin(staff: Client) -> None:
+    for path in ["/admin/django_q/failure/", "/admin/django_q/success/", "/admin/django_q/ormq/"]:
+        assert staff.get(path).status_code == 200, path
