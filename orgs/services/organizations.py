@@ -7,7 +7,7 @@ import re
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from orgs.actors import Actor
@@ -83,6 +83,10 @@ def _create_org_row(name: str, slug: str) -> Organization:
             Domain.objects.create(domain=f"{slug}.flotilla.localhost", tenant=org, is_primary=True)
     except IntegrityError as exc:
         raise Conflict("slug: this slug is taken.", fields={"slug": ["This slug is taken."]}) from exc
+    # A PostgreSQL backend that created a schema keeps cache entries for all its relations and
+    # pays for them at every later transaction start: measured, the 200th org created on one
+    # connection took 6 s instead of 0.4 s. A fresh connection after commit keeps it constant.
+    transaction.on_commit(connection.close)
     return org
 
 
