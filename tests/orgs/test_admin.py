@@ -44,14 +44,22 @@ def test_suspend_and_reactivate_are_audited(staff: Client, org_a: Organization) 
 def test_quota_change_goes_through_the_service(staff: Client, org_a: Organization) -> None:
     response = staff.post(
         f"/admin/orgs/organization/{org_a.pk}/change/",
-        {"name": org_a.name, "max_clusters": 3, "max_nodes": 12, "memberships-TOTAL_FORMS": 0,
-         "memberships-INITIAL_FORMS": 0},
+        {
+            "name": org_a.name,
+            "max_clusters": 3,
+            "max_nodes": 12,
+            "memberships-TOTAL_FORMS": 0,
+            "memberships-INITIAL_FORMS": 0,
+        },
     )
     assert response.status_code == 302, response.content.decode()[:2000]
     org_a.refresh_from_db()
     assert (org_a.max_clusters, org_a.max_nodes) == (3, 12)
     with schema_context(org_a.schema_name):
-        assert AuditEntry.objects.get(action="org.quotas_changed").after == {"max_clusters": 3, "max_nodes": 12}
+        assert AuditEntry.objects.get(action="org.quotas_changed").after == {
+            "max_clusters": 3,
+            "max_nodes": 12,
+        }
 
 
 def test_staff_revoke_token(staff: Client, org_a: Organization) -> None:
@@ -71,7 +79,9 @@ def test_audit_log_of_any_org(staff: Client, org_a: Organization, org_b: Organiz
 
 def test_staff_creates_org_for_a_user(staff: Client) -> None:
     owner = make_user("founder@x.test")
-    response = staff.post("/admin/orgs/organization/add/", {"name": "Gamma", "slug": "gamma", "owner_email": owner.email})
+    response = staff.post(
+        "/admin/orgs/organization/add/", {"name": "Gamma", "slug": "gamma", "owner_email": owner.email}
+    )
     assert response.status_code == 302, response.content.decode()[:3000]
     org = Organization.objects.get(slug="gamma")
     assert org.memberships.get().user == owner
