@@ -131,10 +131,18 @@ def main() -> None:
             )
             with open(prefix + "_stats.csv") as fh:
                 rows = {row["Name"]: row for row in csv.DictReader(fh)}
+            with open(prefix + "_failures.csv") as fh:
+                failures = [f"{row['Occurrences']} x {row['Error']}" for row in csv.DictReader(fh)]
         finally:
             server.terminate()
             server.wait(timeout=20)
             log.close()
+            errors = [
+                line
+                for line in (Path(tmp) / "server.log").read_text(errors="replace").splitlines()
+                if "Error" in line
+            ]
+            server_errors = errors[-5:]
 
     row = rows["Aggregated"]
     server_kind = f"uvicorn x{args.web_workers}" if args.web_workers > 1 else "daphne x1"
@@ -146,6 +154,10 @@ def main() -> None:
     print(f"requests {row['Request Count']}, failures {row['Failure Count']}, {rate:.1f} req/s")
     slowest = float(row["Max Response Time"])
     print(f"median {row['50%']} ms, p90 {row['90%']} ms, p99 {row['99%']} ms, max {slowest:.0f} ms")
+    for failure in failures:
+        print(f"  failure: {failure}")
+    for line in server_errors:
+        print(f"  server: {line}")
     ok = float(row["99%"]) < 100 and int(row["Failure Count"]) == 0
     print(f"target p99 < 100 ms with zero errors: {'meets' if ok else 'misses'}")
 

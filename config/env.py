@@ -64,8 +64,10 @@ def database_from_url(url: str) -> dict[str, Any]:
         "PASSWORD": unquote(parsed.password or ""),
         "HOST": host,
         "PORT": str(parsed.port or ""),
-        "OPTIONS": options,
-        "CONN_MAX_AGE": env_int("FLOTILLA_DB_CONN_MAX_AGE", 60),
-        "CONN_HEALTH_CHECKS": True,
+        # Under ASGI every request runs in a thread of its own, so per-thread persistent
+        # connections would leak; a psycopg pool shared by the process is reused instead.
+        "OPTIONS": {"pool": {"min_size": 1, "max_size": env_int("FLOTILLA_DB_POOL_SIZE", 10), "timeout": 10}}
+        | options,
+        "CONN_MAX_AGE": 0,
         "ATOMIC_REQUESTS": False,
     }

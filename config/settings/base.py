@@ -163,10 +163,18 @@ else:
 _db = DATABASES["default"]
 # channels-postgres removes group members through the ORM under this alias: the same
 # database, public schema (its tables are shared), mirrored in tests.
-DATABASES["channels_postgres"] = {**_db, "TEST": {"MIRROR": "default"}}
+DATABASES["channels_postgres"] = {
+    **_db,
+    "OPTIONS": {**_db["OPTIONS"], "pool": False},
+    "TEST": {"MIRROR": "default"},
+}
 # channels-postgres removes group members through the ORM under this alias: the same
 # database, public schema (its tables are shared), mirrored in tests.
-DATABASES["channels_postgres"] = {**_db, "TEST": {"MIRROR": "default"}}
+DATABASES["channels_postgres"] = {
+    **_db,
+    "OPTIONS": {**_db["OPTIONS"], "pool": False},
+    "TEST": {"MIRROR": "default"},
+}
 CHANNEL_LAYERS: dict[str, dict[str, Any]] = {
     "default": (
         {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
@@ -179,7 +187,7 @@ CHANNEL_LAYERS: dict[str, dict[str, Any]] = {
                 "PASSWORD": _db["PASSWORD"],
                 "HOST": _db["HOST"],
                 "PORT": _db["PORT"],
-                "OPTIONS": dict(_db["OPTIONS"]),
+                "OPTIONS": {k: v for k, v in _db["OPTIONS"].items() if k != "pool"},
                 "TIME_ZONE": None,
                 "CONN_MAX_AGE": 0,
                 "CONN_HEALTH_CHECKS": False,

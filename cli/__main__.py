@@ -1,0 +1,5 @@
+"""`python -m cli` runs the `flotilla` command."""
+
+from cli.main import run
+
+run()

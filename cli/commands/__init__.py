@@ -1,0 +1,1 @@
+"""Command groups of the `flotilla` CLI, one module each; `cli.main` assembles them."""

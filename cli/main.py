@@ -1,0 +1,90 @@
+"""The `flotilla` command: a thin client of the Flotilla REST API (it imports no Django).
+
+Run as `flotilla ...`, `python -m cli ...` or `python -m cli.main ...`.
+
+Credentials come from `FLOTILLA_SERVER` / `FLOTILLA_TOKEN` when set, else from the file written
+by `flotilla login` (see `cli.config`). Output is a table by default; `-o json` (globally, or
+on any command) prints the API's JSON instead, lists as one array of every item across pages.
+
+Exit codes (scripts can rely on them; also in docs/cli.md):
+
+    0  success
+    1  unexpected error (including a declined confirmation prompt)
+    2  usage error or bad input, including the API's 400 (and 413/415)
+    3  not authenticated: not logged in, or the API answered 401
+    4  permission denied (403)
+    5  not found (404)
+    6  conflict (409), including an exceeded quota
+    7  rate limited (429)
+    8  server error (5xx), an unusable answer, or the server could not be reached in time
+
+Errors are printed to stderr as `error: <message>`, then one `  <field>: <reason>` line per
+field error, then possibly a `hint: ...` line; never a traceback (set FLOTILLA_CLI_TRACEBACK=1
+to get one for a bug report).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import httpx
+import typer
+
+from cli import __version__
+from cli.commands import audit, auth, members, orgs, tokens
+from cli.output import OutputFormat
+from cli.runtime import AppState, CommandGroup
+
+HELP = "Flotilla from the terminal: organisations, members, tokens and the audit log."
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"flotilla-cli {__version__}")
+        raise typer.Exit()
+
+
+def build_app(*, transport: httpx.BaseTransport | None = None) -> CommandGroup:
+    """The `flotilla` app; `transport` replaces the network (tests pass an `httpx.MockTransport`)."""
+    app = CommandGroup(name="flotilla", help=HELP)
+
+    @app.callback()
+    def root(
+        ctx: typer.Context,
+        output: Annotated[
+            OutputFormat,
+            typer.Option(
+                "--output",
+                "-o",
+                case_sensitive=False,
+                envvar="FLOTILLA_OUTPUT",
+                help="table for people, json for scripts.",
+            ),
+        ] = OutputFormat.table,
+        version: Annotated[
+            bool,
+            typer.Option(
+                "--version", callback=_show_version, is_eager=True, help="Print the version and exit."
+            ),
+        ] = False,
+    ) -> None:
+        ctx.obj = AppState(output=output, transport=transport)
+
+    auth.register(app)
+    app.add_typer(orgs.app, name="orgs")
+    app.add_typer(members.app, name="members")
+    app.add_typer(tokens.app, name="tokens")
+    audit.register(app)
+    return app
+
+
+app = build_app()
+
+
+def run() -> None:
+    """Entry point for `python -m cli` and `python -m cli.main`."""
+    app(prog_name="flotilla")
+
+
+if __name__ == "__main__":
+    run()
