@@ -47,6 +47,10 @@ def env_list(name: str, default: list[str] | None = None) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+def _pool_options() -> dict[str, Any]:
+    return {"pool": {"min_size": 1, "max_size": env_int("FLOTILLA_DB_POOL_SIZE", 10), "timeout": 10}}
+
+
 def database_from_url(url: str) -> dict[str, Any]:
     """Turn postgres://user:pass@host:port/name?sslmode=... into a Django DATABASES entry."""
     parsed = urlparse(url)
@@ -57,6 +61,11 @@ def database_from_url(url: str) -> dict[str, Any]:
     # A ?host=/path query names a Unix socket directory, as libpq allows.
     if "host" in options:
         host = options.pop("host")
+    # The ASGI web process runs every request in a thread of its own, so per-thread persistent
+    # connections would pile up; it shares a psycopg pool instead (config/asgi.py turns it on).
+    # Forking processes (the django-q2 worker) keep plain per-process connections: a pool
+    # inherited across fork would hand the same socket to several processes.
+    pooled = env_bool("FLOTILLA_DB_POOL", False)
     return {
         "ENGINE": "django_tenants.postgresql_backend",
         "NAME": unquote(parsed.path.lstrip("/")) or "flotilla",
@@ -64,10 +73,8 @@ def database_from_url(url: str) -> dict[str, Any]:
         "PASSWORD": unquote(parsed.password or ""),
         "HOST": host,
         "PORT": str(parsed.port or ""),
-        # Under ASGI every request runs in a thread of its own, so per-thread persistent
-        # connections would leak; a psycopg pool shared by the process is reused instead.
-        "OPTIONS": {"pool": {"min_size": 1, "max_size": env_int("FLOTILLA_DB_POOL_SIZE", 10), "timeout": 10}}
-        | options,
-        "CONN_MAX_AGE": 0,
+        "OPTIONS": (_pool_options() | options) if pooled else options,
+        "CONN_MAX_AGE": 0 if pooled else env_int("FLOTILLA_DB_CONN_MAX_AGE", 60),
+        "CONN_HEALTH_CHECKS": not pooled,
         "ATOMIC_REQUESTS": False,
     }

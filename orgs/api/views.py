@@ -43,18 +43,23 @@ class CurrentOrgView(APIView):
         return Response(s.OrganizationSerializer(org, context={"request": request}).data)
 
 
-class MemberViewSet(GenericViewSet):  # type: ignore[type-arg]
-    """Members of the org: list, get, change role, remove."""
+class OrgViewSet(GenericViewSet):  # type: ignore[type-arg]
+    """Base of the org-scoped viewsets: ids are integers, `list` pages `get_queryset()`."""
 
-    serializer_class = s.MemberSerializer
     lookup_value_converter = "int"
-
-    def get_queryset(self) -> QuerySet[Any]:
-        return selectors.list_members(actor_of(self.request))
 
     def list(self, request: Request) -> Response:
         page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(s.MemberSerializer(page, many=True).data)
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+
+class MemberViewSet(OrgViewSet):
+    """Members of the org: list, get, change role, remove."""
+
+    serializer_class = s.MemberSerializer
+
+    def get_queryset(self) -> QuerySet[Any]:
+        return selectors.list_members(actor_of(self.request))
 
     def retrieve(self, request: Request, pk: str) -> Response:
         return Response(s.MemberSerializer(selectors.get_member(actor_of(request), int(pk))).data)
@@ -74,18 +79,13 @@ class MemberViewSet(GenericViewSet):  # type: ignore[type-arg]
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class InvitationViewSet(GenericViewSet):  # type: ignore[type-arg]
+class InvitationViewSet(OrgViewSet):
     """Pending invitations: list, create (returns the link once), revoke."""
 
     serializer_class = s.InvitationSerializer
-    lookup_value_converter = "int"
 
     def get_queryset(self) -> QuerySet[Any]:
         return selectors.list_invitations(actor_of(self.request))
-
-    def list(self, request: Request) -> Response:
-        page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(s.InvitationSerializer(page, many=True).data)
 
     @extend_schema(
         request=s.InvitationCreateSerializer,
@@ -120,11 +120,10 @@ class InvitationViewSet(GenericViewSet):  # type: ignore[type-arg]
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class TokenViewSet(GenericViewSet):  # type: ignore[type-arg]
+class TokenViewSet(OrgViewSet):
     """API tokens: list, get, create (the secret is in this one response only), revoke."""
 
     serializer_class = s.TokenSerializer
-    lookup_value_converter = "int"
     throttle_scope = "tokens"
 
     def get_throttles(self) -> list[Any]:
@@ -141,8 +140,7 @@ class TokenViewSet(GenericViewSet):  # type: ignore[type-arg]
 
     @extend_schema(parameters=[OpenApiParameter("active", bool, description="Only tokens not revoked")])
     def list(self, request: Request) -> Response:
-        page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(s.TokenSerializer(page, many=True).data)
+        return super().list(request)
 
     def retrieve(self, request: Request, pk: str) -> Response:
         return Response(s.TokenSerializer(selectors.get_token(actor_of(request), int(pk))).data)
@@ -181,7 +179,7 @@ class TokenViewSet(GenericViewSet):  # type: ignore[type-arg]
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class AuditViewSet(GenericViewSet):  # type: ignore[type-arg]
+class AuditViewSet(OrgViewSet):
     """The org's audit log, newest first; filter by ?action= (prefix) and ?actor=."""
 
     serializer_class = s.AuditEntrySerializer
@@ -203,5 +201,4 @@ class AuditViewSet(GenericViewSet):  # type: ignore[type-arg]
         ]
     )
     def list(self, request: Request) -> Response:
-        page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(s.AuditEntrySerializer(page, many=True).data)
+        return super().list(request)

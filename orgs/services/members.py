@@ -7,9 +7,7 @@ import secrets
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.mail import send_mail
-from django.core.validators import validate_email
 from django.db import transaction
 from django.utils import timezone
 
@@ -20,6 +18,7 @@ from orgs.exceptions import Conflict, NotFound, PermissionDenied, ValidationFail
 from orgs.models import ApiToken, Invitation, Membership, Organization, User
 from orgs.permissions import Action, require
 from orgs.services.audit import record_action
+from orgs.services.organizations import clean_email
 
 
 def _hash(token: str) -> str:
@@ -53,11 +52,7 @@ def invite_member(actor: Actor, *, email: str, role: str, base_url: str) -> tupl
     """Invite someone by email; returns the invitation and its link (shown once, mailed if configured)."""
     require(actor, Action.MEMBER_INVITE)
     org = _org_of(actor)
-    email = (email or "").strip().lower()
-    try:
-        validate_email(email)
-    except DjangoValidationError as exc:
-        raise ValidationFailed.for_field("email", "Enter a valid email address.") from exc
+    email = clean_email(email)
     wanted = _parse_role(role)
     if not _actor_role(actor).at_least(wanted):
         raise PermissionDenied("You cannot invite someone with a role above your own.")

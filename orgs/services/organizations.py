@@ -66,6 +66,16 @@ def validate_slug(slug: str) -> str:
     return slug
 
 
+def clean_email(value: str) -> str:
+    """A valid email address, lower-cased, or ValidationFailed naming the `email` field."""
+    email = (value or "").strip().lower()
+    try:
+        validate_email(email)
+    except DjangoValidationError as exc:
+        raise ValidationFailed.for_field("email", "Enter a valid email address.") from exc
+    return email
+
+
 def _validate_name(name: str) -> str:
     name = (name or "").strip()
     if not name or len(name) > 100:
@@ -95,11 +105,7 @@ def sign_up(
 ) -> tuple[User, Organization]:
     """A new person and their new org: user, schema, owner membership, audit — all or nothing."""
     name = _validate_name(org_name)
-    email = (email or "").strip().lower()
-    try:
-        validate_email(email)
-    except DjangoValidationError as exc:
-        raise ValidationFailed.for_field("email", "Enter a valid email address.") from exc
+    email = clean_email(email)
     if User.objects.filter(email__iexact=email).exists():
         raise Conflict(
             "email: an account with this email exists; sign in and create the org from there.",
