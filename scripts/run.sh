@@ -14,6 +14,10 @@ log "Migrating the database"
 "$PY" manage.py prepare_database -v0
 "$PY" manage.py collectstatic --noinput -v0
 "$PY" manage.py create_demo --url "http://$HOST:$PORT"
+if [[ -f clusters/local/runtime.py ]]; then
+  log "Restarting local clusters that should be running"
+  "$PY" manage.py local_clusters ensure-running
+fi
 
 log "Starting the worker and the web server (Ctrl-C stops both)"
 "$PY" manage.py qcluster &

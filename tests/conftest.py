@@ -13,7 +13,7 @@ from orgs.models import Membership, Organization
 from orgs.tenancy import use_public_schema
 from tests.factories import add_member, make_org, make_token, owner_of
 
-pytest_plugins = ["tests.live"]
+pytest_plugins = ["tests.live", "tests.local_kube"]
 
 
 @pytest.fixture(scope="session")

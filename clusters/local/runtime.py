@@ -1,0 +1,419 @@
+"""Local clusters: a real control plane (etcd, kube-apiserver, controller-manager, scheduler)
+run by kwokctl's binary runtime, with simulated nodes and pods (kwok) and metrics-server.
+
+Each cluster lives in a state directory (FLOTILLA_LOCAL_STATE_DIR, default
+~/.local/share/flotilla/local-clusters) with its kubeconfig, pids and logs; kwokctl picks free
+ports so clusters run side by side. Nodes are created and removed per pool with the Kubernetes
+API (no kubectl in product code); kwok makes them Ready and runs their pods. Every pod's log
+reads the cluster's simulated log file (CRI format), which `append_log` writes to.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+
+from clusters.local import binaries
+from clusters.local.errors import BinariesMissing, HostLimitReached, LocalClusterError
+
+POOL_LABEL = "flotilla.io/pool"
+NAME_MAX = 40
+DEFAULT_MAX_CLUSTERS = 8
+
+
+@dataclass(frozen=True)
+class Taint:
+    """A node taint."""
+
+    key: str
+    value: str = ""
+    effect: str = "NoSchedule"
+
+
+@dataclass(frozen=True)
+class NodePoolSpec:
+    """Simulated nodes of one size, with labels and taints."""
+
+    name: str
+    count: int
+    cpu: str = "4"
+    memory: str = "8Gi"
+    pods: int = 110
+    labels: dict[str, str] = field(default_factory=dict)
+    taints: tuple[Taint, ...] = ()
+
+
+@dataclass(frozen=True)
+class LocalClusterSpec:
+    """What to run: a name, a Kubernetes version available locally, and node pools."""
+
+    name: str
+    version: str
+    pools: tuple[NodePoolSpec, ...]
+
+
+def state_dir() -> Path:
+    """Where local clusters keep their files."""
+    explicit = os.environ.get("FLOTILLA_LOCAL_STATE_DIR")
+    if explicit:
+        return Path(explicit).expanduser()
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "flotilla" / "local-clusters"
+
+
+def max_clusters() -> int:
+    """How many local clusters this host runs at most (FLOTILLA_LOCAL_MAX_CLUSTERS)."""
+    return int(os.environ.get("FLOTILLA_LOCAL_MAX_CLUSTERS", DEFAULT_MAX_CLUSTERS))
+
+
+class LocalRuntime:
+    """Creates, scales, restarts and deletes local clusters on this host."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = root or state_dir()
+
+    # --- paths and processes ------------------------------------------------------------
+
+    def cluster_dir(self, name: str) -> Path:
+        return self.root / "clusters" / name
+
+    def kubeconfig_path(self, name: str) -> Path:
+        return self.cluster_dir(name) / "kubeconfig.yaml"
+
+    def log_file(self, name: str) -> Path:
+        return self.root / "logs" / f"{name}.log"
+
+    def _env(self, version: str | None = None) -> dict[str, str]:
+        paths = binaries.paths(version=version)
+        env = dict(os.environ)
+        # kwokctl finds kubectl on PATH; ours first, whatever else the host has.
+        env["PATH"] = f"{paths['kubectl'].parent}:{paths['kwokctl'].parent}:{env.get('PATH', '')}"
+        env["KWOK_WORKDIR"] = str(self.root)
+        # The version of the metrics-server we built (kwokctl's default is not on the proxy).
+        env["KWOK_METRICS_SERVER_VERSION"] = binaries.METRICS_SERVER_VERSION
+        return env
+
+    def _kwokctl(self, args: list[str], *, version: str | None = None, timeout: float = 300) -> str:
+        kwokctl = binaries.paths(version=version)["kwokctl"]
+        if not kwokctl.is_file():
+            raise BinariesMissing("kwokctl is not built: run `python -m clusters.local.binaries build`")
+        proc = subprocess.run(
+            [str(kwokctl), *args], env=self._env(version), capture_output=True, text=True, timeout=timeout
+        )
+        if proc.returncode != 0:
+            tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
+            raise LocalClusterError(f"kwokctl {args[0]} {args[1] if len(args) > 1 else ''} failed:\n{tail}")
+        return proc.stdout
+
+    def list_clusters(self) -> list[str]:
+        """Clusters with state on this host (running or stopped)."""
+        base = self.root / "clusters"
+        return sorted(p.name for p in base.iterdir() if (p / "kwok.yaml").exists()) if base.is_dir() else []
+
+    def pids(self, name: str) -> list[int]:
+        """Process ids of the cluster's components that are alive."""
+        alive = []
+        for pid_file in (self.cluster_dir(name) / "pids").glob("*.pid"):
+            try:
+                pid = int(pid_file.read_text().strip())
+            except ValueError:
+                continue
+            if process_alive(pid):
+                alive.append(pid)
+        return alive
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def create(self, spec: LocalClusterSpec, *, timeout: float = 180) -> str:
+        """Start the control plane, create the nodes, wait until all are Ready; return the kubeconfig."""
+        _check_name(spec.name)
+        if spec.name in self.list_clusters():
+            raise LocalClusterError(f"a local cluster named {spec.name!r} already exists on this host")
+        if len(self.list_clusters()) >= max_clusters():
+            raise HostLimitReached(
+                f"this host already runs {max_clusters()} local clusters (FLOTILLA_LOCAL_MAX_CLUSTERS); "
+                "delete one first"
+            )
+        version = spec.version.lstrip("v")
+        if version not in binaries.available_k8s_versions():
+            available = ", ".join(binaries.available_k8s_versions()) or "none"
+            raise BinariesMissing(f"Kubernetes {version} is not available locally (available: {available})")
+        paths = binaries.paths(version=version)
+        config = self._write_config(spec.name)
+        args = [
+            "create",
+            "cluster",
+            "--name",
+            spec.name,
+            "--runtime",
+            "binary",
+            "--kube-apiserver-binary",
+            str(paths["kube-apiserver"]),
+            "--kube-controller-manager-binary",
+            str(paths["kube-controller-manager"]),
+            "--kube-scheduler-binary",
+            str(paths["kube-scheduler"]),
+            "--kwok-controller-binary",
+            str(paths["kwok"]),
+            "--etcd-binary",
+            str(paths["etcd"]),
+            "--enable",
+            "metrics-server",
+            "--metrics-server-binary",
+            str(paths["metrics-server"]),
+            "--kubeconfig",
+            "",
+            "--wait",
+            f"{int(timeout)}s",
+            "--config",
+            str(config),
+        ]
+        try:
+            self._kwokctl(args, version=version, timeout=timeout + 60)
+            api = self.core_api(spec.name)
+            for pool in spec.pools:
+                self._set_pool_nodes(api, pool)
+            self.wait_ready(spec.name, expected_nodes=sum(p.count for p in spec.pools), timeout=timeout)
+        except Exception:
+            self.delete(spec.name)
+            raise
+        return self.kubeconfig(spec.name)
+
+    def _write_config(self, name: str) -> Path:
+        log = self.log_file(name)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        if not log.exists():
+            self._write_log_lines(log, [f"flotilla local cluster {name} started"])
+        documents = [
+            {
+                "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
+                "kind": "KwokctlConfiguration",
+                "options": {
+                    "bindAddress": "127.0.0.1",
+                    # Nothing may be downloaded here: metrics-server's API objects come from the
+                    # module the build fetched (a local path is built with kubectl kustomize).
+                    "metricsServerManifests": [str(binaries.metrics_server_manifests())],
+                },
+            },
+            {
+                "apiVersion": "kwok.x-k8s.io/v1alpha1",
+                "kind": "ClusterLogs",
+                "metadata": {"name": "flotilla-simulated-logs"},
+                "spec": {"logs": [{"logsFile": str(log), "follow": True}]},
+            },
+        ]
+        path = self.root / "configs" / f"{name}.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump_all(documents))
+        return path
+
+    def kubeconfig(self, name: str) -> str:
+        """The cluster's admin kubeconfig."""
+        path = self.kubeconfig_path(name)
+        if not path.is_file():
+            raise LocalClusterError(f"no local cluster named {name!r} on this host")
+        return path.read_text()
+
+    @contextmanager
+    def api_client(self, name: str) -> Iterator[k8s.ApiClient]:
+        """A Kubernetes API client for the cluster, closed after use."""
+        api = k8s_config.new_client_from_config_dict(yaml.safe_load(self.kubeconfig(name)))
+        try:
+            yield api
+        finally:
+            api.close()
+
+    def core_api(self, name: str) -> k8s.CoreV1Api:
+        """A CoreV1 client for the cluster."""
+        return k8s.CoreV1Api(k8s_config.new_client_from_config_dict(yaml.safe_load(self.kubeconfig(name))))
+
+    def is_healthy(self, name: str) -> bool:
+        """Whether the API server answers."""
+        try:
+            with self.api_client(name) as api:
+                k8s.VersionApi(api).get_code(_request_timeout=5)
+            return True
+        except Exception:
+            return False
+
+    def wait_ready(self, name: str, *, expected_nodes: int, timeout: float = 180) -> None:
+        """Wait until the API answers and `expected_nodes` nodes are Ready."""
+        deadline = time.monotonic() + timeout
+        last = "API not reachable"
+        while time.monotonic() < deadline:
+            try:
+                nodes = self.core_api(name).list_node(_request_timeout=5).items
+                ready = [n for n in nodes if _is_ready(n)]
+                if len(nodes) == expected_nodes and len(ready) == expected_nodes:
+                    return
+                last = f"{len(ready)}/{expected_nodes} nodes Ready"
+            except Exception as exc:  # the API may still be starting
+                last = f"API not reachable: {exc.__class__.__name__}"
+            time.sleep(0.5)
+        raise LocalClusterError(f"local cluster {name!r} not ready after {timeout:.0f} s ({last})")
+
+    def scale_pool(self, name: str, pool: NodePoolSpec, *, timeout: float = 120) -> None:
+        """Make the pool have exactly `pool.count` nodes, and wait until the cluster is Ready."""
+        api = self.core_api(name)
+        self._set_pool_nodes(api, pool)
+        total = len(api.list_node().items)
+        self.wait_ready(name, expected_nodes=total, timeout=timeout)
+
+    def remove_pool(self, name: str, pool_name: str) -> None:
+        """Delete every node of a pool."""
+        self._set_pool_nodes(self.core_api(name), NodePoolSpec(name=pool_name, count=0))
+
+    def _set_pool_nodes(self, api: k8s.CoreV1Api, pool: NodePoolSpec) -> None:
+        if pool.count < 0:
+            raise LocalClusterError("a pool's node count cannot be negative")
+        existing = sorted(
+            (n.metadata.name for n in api.list_node(label_selector=f"{POOL_LABEL}={pool.name}").items),
+            key=_node_index,
+        )
+        wanted = [f"{pool.name}-{i}" for i in range(pool.count)]
+        for node_name in wanted:
+            if node_name not in existing:
+                try:
+                    api.create_node(_node_body(node_name, pool))
+                except ApiException as exc:
+                    if exc.status != 409:
+                        raise
+        for node_name in existing:
+            if node_name not in wanted:
+                try:
+                    api.delete_node(node_name)
+                except ApiException as exc:
+                    if exc.status != 404:
+                        raise
+
+    def ensure_running(self, name: str, *, timeout: float = 120) -> bool:
+        """Bring a stopped cluster back (after a host or worker restart). True if it was restarted."""
+        if name not in self.list_clusters():
+            raise LocalClusterError(f"no local cluster named {name!r} on this host")
+        if self.is_healthy(name):
+            return False
+        self._kwokctl(
+            ["start", "cluster", "--name", name, "--wait", f"{int(timeout)}s"], timeout=timeout + 60
+        )
+        deadline = time.monotonic() + timeout
+        while not self.is_healthy(name):
+            if time.monotonic() > deadline:
+                raise LocalClusterError(f"local cluster {name!r} did not come back after {timeout:.0f} s")
+            time.sleep(0.5)
+        return True
+
+    def stop(self, name: str) -> None:
+        """Stop the cluster's processes, keeping its state (as a host shutdown would)."""
+        self._kwokctl(["stop", "cluster", "--name", name])
+
+    def delete(self, name: str) -> None:
+        """Stop every process of the cluster and remove all its files. Deleting twice is fine."""
+        if self.cluster_dir(name).exists():
+            running = self.pids(name)
+            # A half-created cluster may make kwokctl fail: what is left is cleaned up below.
+            with suppress(LocalClusterError):
+                self._kwokctl(["delete", "cluster", "--name", name])
+            # kwokctl signals the processes and returns; give them time to exit, then kill.
+            _wait_exit(running, timeout=15)
+            for pid in running:
+                if process_alive(pid):
+                    with suppress(ProcessLookupError):
+                        os.kill(pid, 9)
+            _wait_exit(running, timeout=5)
+            shutil.rmtree(self.cluster_dir(name), ignore_errors=True)
+        (self.root / "configs" / f"{name}.yaml").unlink(missing_ok=True)
+        self.log_file(name).unlink(missing_ok=True)
+
+    # --- simulated logs -----------------------------------------------------------------
+
+    def append_log(self, name: str, *lines: str) -> None:
+        """Append lines to the simulated log every pod of the cluster shows."""
+        self._write_log_lines(self.log_file(name), list(lines))
+
+    @staticmethod
+    def _write_log_lines(path: Path, lines: list[str]) -> None:
+        with path.open("a") as fh:
+            for line in lines:
+                stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+                fh.write(f"{stamp} stdout F {line}\n")
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process runs; a zombie (exited, waiting to be reaped by its parent) does not."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    # The state follows the parenthesised command name, which may itself contain spaces.
+    return stat.rsplit(")", 1)[1].split()[0] not in {"Z", "X"}
+
+
+def _wait_exit(pids: list[int], *, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while any(process_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def _check_name(name: str) -> None:
+    valid = (
+        0 < len(name) <= NAME_MAX
+        and name[0].isalpha()
+        and name[-1].isalnum()
+        and all(c.islower() or c.isdigit() or c == "-" for c in name)
+    )
+    if not valid:
+        raise LocalClusterError(
+            f"cluster name {name!r}: use 1-{NAME_MAX} lowercase letters, digits and hyphens, "
+            "starting with a letter"
+        )
+
+
+def _node_index(name: str) -> int:
+    tail = name.rsplit("-", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
+
+
+def _is_ready(node: Any) -> bool:
+    return any(c.type == "Ready" and c.status == "True" for c in (node.status.conditions or []))
+
+
+def _node_body(name: str, pool: NodePoolSpec) -> dict[str, Any]:
+    capacity = {"cpu": pool.cpu, "memory": pool.memory, "pods": str(pool.pods)}
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "labels": {
+                **pool.labels,
+                POOL_LABEL: pool.name,
+                "kubernetes.io/hostname": name,
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64",
+                "type": "kwok",
+            },
+            "annotations": {
+                # kwok manages nodes carrying this annotation.
+                "kwok.x-k8s.io/node": "fake",
+                "node.alpha.kubernetes.io/ttl": "0",
+                # kwok serves every node's kubelet metrics on one port, under a per-node path;
+                # metrics-server follows this annotation instead of /metrics/resource.
+                "metrics.k8s.io/resource-metrics-path": f"/metrics/nodes/{name}/metrics/resource",
+            },
+        },
+        "spec": {"taints": [{"key": t.key, "value": t.value, "effect": t.effect} for t in pool.taints]},
+        "status": {"capacity": capacity, "allocatable": capacity},
+    }
