@@ -39,7 +39,7 @@ def test_database_url() -> str:
 
 def process_env(**extra: str) -> dict[str, str]:
     """Environment for a child process of the test run."""
-    env = dict(os.environ)
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
     env.update(
         DJANGO_SETTINGS_MODULE="config.settings.test",
         FLOTILLA_DATABASE_URL=test_database_url(),

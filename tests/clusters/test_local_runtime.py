@@ -207,6 +207,72 @@ def test_metrics_api_reports_usage(local_cluster: LocalCluster, kube_namespace: 
     assert names <= {"general-0", "general-1", "edge-0"}
 
 
+def test_usage_without_annotations_follows_requests(local_cluster: LocalCluster, kube_namespace: str) -> None:
+    body = _deployment("steady", 1)
+    body["spec"]["template"]["spec"]["containers"][0]["resources"] = {
+        "requests": {"cpu": "200m", "memory": "128Mi"}
+    }
+    local_cluster.apps().create_namespaced_deployment(kube_namespace, body)
+    custom = k8s.CustomObjectsApi(local_cluster.api())
+
+    def usage() -> dict[str, str] | None:
+        try:
+            items = custom.list_namespaced_custom_object("metrics.k8s.io", "v1beta1", kube_namespace, "pods")
+        except k8s.ApiException:
+            return None
+        containers = [c for i in items["items"] for c in i["containers"]]
+        return containers[0]["usage"] if containers else None
+
+    got = wait_for(usage, timeout=180, interval=2, what="pod metrics")
+    assert got["memory"] in {"64Mi", "65536Ki", "67108864"}  # half the request
+    cpu_nano = int(got["cpu"].removesuffix("n")) if got["cpu"].endswith("n") else None
+    assert cpu_nano is None or 40_000_000 <= cpu_nano <= 100_000_000  # 20-50% of 200m
+
+
+def test_load_balancer_gets_an_address_and_claims_bind(
+    local_cluster: LocalCluster, kube_namespace: str
+) -> None:
+    core = local_cluster.core()
+    core.create_namespaced_service(
+        kube_namespace,
+        {
+            "metadata": {"name": "public"},
+            "spec": {"type": "LoadBalancer", "selector": {"app": "x"}, "ports": [{"port": 443}]},
+        },
+    )
+
+    def ingress() -> Any:
+        return core.read_namespaced_service("public", kube_namespace).status.load_balancer.ingress
+
+    assert wait_for(ingress, what="a load balancer address")[0].ip
+    core.create_namespaced_persistent_volume_claim(
+        kube_namespace,
+        {
+            "metadata": {"name": "data"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "5Gi"}}},
+        },
+    )
+
+    def claim() -> Any:
+        pvc = core.read_namespaced_persistent_volume_claim("data", kube_namespace)
+        return pvc if pvc.status.phase == "Bound" else None
+
+    pvc = wait_for(claim, what="the claim to be Bound")
+    assert pvc.spec.storage_class_name == "kwok-volume"  # the default class
+    volume = core.read_persistent_volume(pvc.spec.volume_name)
+    assert volume.spec.capacity["storage"] == "5Gi"
+    core.delete_namespaced_persistent_volume_claim("data", kube_namespace)
+
+    def volume_gone() -> bool:
+        try:
+            core.read_persistent_volume(pvc.spec.volume_name)
+        except k8s.ApiException as exc:
+            return exc.status == 404
+        return False
+
+    wait_for(volume_gone, what="the released volume to be deleted")
+
+
 def test_scale_a_pool_with_taints(local_cluster: LocalCluster) -> None:
     runtime, name = local_cluster.runtime, local_cluster.name
     gpu = NodePoolSpec(
@@ -234,8 +300,12 @@ def test_stop_restart_and_delete_leave_nothing(make_local_cluster: ClusterFactor
     assert pids
     runtime.stop(cluster.name)
     assert not runtime.is_healthy(cluster.name)
+    # A cluster created meanwhile must not take the stopped one's ports.
+    other = make_local_cluster(NodePoolSpec(name="b", count=1))
     assert runtime.ensure_running(cluster.name) is True
     assert runtime.ensure_running(cluster.name) is False  # already running: nothing to do
+    assert runtime.is_healthy(other.name)
+    runtime.delete(other.name)
     assert [n.metadata.name for n in cluster.core().list_node().items] == ["a-0"]
     new_pids = runtime.pids(cluster.name)
     runtime.delete(cluster.name)

@@ -111,7 +111,7 @@ def test_cache_keys_are_scoped_to_the_org(org_a: Organization, org_b: Organizati
 
 
 def test_deploy_check_is_clean_with_production_settings() -> None:
-    env = dict(os.environ)
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
     env.update(
         DJANGO_SETTINGS_MODULE="config.settings.prod",
         FLOTILLA_SECRET_KEY="p" * 20 + "-a-long-random-production-secret-value-0123456789",
