@@ -170,11 +170,11 @@ def api_error(response: httpx.Response) -> ApiError:
         body = response.json()
     except ValueError:
         body = None
-    error = body.get("error") if isinstance(body, dict) else None
-    if isinstance(error, dict):
-        code = str(error["code"]) if error.get("code") else None
-        message = str(error.get("message") or "")
-        raw_fields = error.get("fields")
+    envelope = body.get("error") if isinstance(body, dict) else None
+    if isinstance(envelope, dict):
+        code = str(envelope["code"]) if envelope.get("code") else None
+        message = str(envelope.get("message") or "")
+        raw_fields = envelope.get("fields")
         if isinstance(raw_fields, dict):
             for name, reasons in raw_fields.items():
                 listed = reasons if isinstance(reasons, list) else [reasons]
@@ -182,13 +182,13 @@ def api_error(response: httpx.Response) -> ApiError:
     if not message:
         reason = response.reason_phrase or "error"
         message = f"HTTP {status} {reason} from {response.request.method} {_path_of(str(response.url))}"
-    hint: str | None = None
-    if status == 401:
-        hint = LOGIN_HINT
-    elif status == 429:
+    error = ApiError(status, message, code=code, fields=fields)
+    if error.exit_code is ExitCode.NOT_AUTHENTICATED:
+        error.hint = LOGIN_HINT
+    elif error.exit_code is ExitCode.RATE_LIMITED:
         retry_after = response.headers.get("Retry-After")
-        hint = f"retry in {retry_after} s" if retry_after else "retry later"
-    return ApiError(status, message, code=code, fields=fields, hint=hint)
+        error.hint = f"retry in {retry_after} s" if retry_after else "retry later"
+    return error
 
 
 def _expect_object(data: Any, path: str) -> JsonObject:

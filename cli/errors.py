@@ -70,9 +70,29 @@ class ApiError(CliError):
         fields: dict[str, list[str]] | None = None,
         hint: str | None = None,
     ) -> None:
-        super().__init__(message, exit_code_for_status(status), fields=fields, hint=hint)
+        super().__init__(message, exit_code_for(status, code), fields=fields, hint=hint)
         self.status = status
         self.code = code
+
+
+# For a 4xx these codes decide, whatever the status: DRF, for one, answers `not_authenticated`
+# with 403 when no authentication class names a scheme.
+_CODE_EXIT = {
+    "not_authenticated": ExitCode.NOT_AUTHENTICATED,
+    "authentication_failed": ExitCode.NOT_AUTHENTICATED,
+    "permission_denied": ExitCode.PERMISSION_DENIED,
+    "not_found": ExitCode.NOT_FOUND,
+    "conflict": ExitCode.CONFLICT,
+    "quota_exceeded": ExitCode.CONFLICT,
+    "throttled": ExitCode.RATE_LIMITED,
+}
+
+
+def exit_code_for(status: int, code: str | None = None) -> ExitCode:
+    """The exit code of an API error: a 4xx by its error code when known, else by its status."""
+    if 400 <= status < 500 and code in _CODE_EXIT:
+        return _CODE_EXIT[code]
+    return exit_code_for_status(status)
 
 
 def exit_code_for_status(status: int) -> ExitCode:

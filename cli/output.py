@@ -109,6 +109,13 @@ class Output:
         """Print JSON to stdout (stable: two-space indent, keys in the API's order)."""
         typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
+    def listing(self, columns: Sequence[Column], items: Sequence[dict[str, Any]], *, empty: str) -> None:
+        """A list result: the items as JSON, or as a table."""
+        if self.is_json:
+            self.json(list(items))
+        else:
+            self.table(columns, items, empty=empty)
+
     def table(self, columns: Sequence[Column], items: Sequence[dict[str, Any]], *, empty: str) -> None:
         """Print items as a table (stdout), or `empty` (stderr) when there are none."""
         if not items:

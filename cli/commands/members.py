@@ -43,10 +43,7 @@ def list_members(ctx: typer.Context, output: OutputOption = None) -> None:
     out = output_for(ctx, output)
     with client_for(ctx) as api:
         members = api.list_all(MEMBERS_PATH).items
-    if out.is_json:
-        out.json(members)
-    else:
-        out.table(MEMBER_COLUMNS, members, empty="No members.")
+    out.listing(MEMBER_COLUMNS, members, empty="No members.")
 
 
 @app.command("invite")
@@ -76,10 +73,7 @@ def list_invitations(ctx: typer.Context, output: OutputOption = None) -> None:
     out = output_for(ctx, output)
     with client_for(ctx) as api:
         invitations = api.list_all(INVITATIONS_PATH).items
-    if out.is_json:
-        out.json(invitations)
-    else:
-        out.table(INVITATION_COLUMNS, invitations, empty="No pending invitations.")
+    out.listing(INVITATION_COLUMNS, invitations, empty="No pending invitations.")
 
 
 @app.command("revoke-invite")

@@ -43,17 +43,16 @@ TOKEN_COLUMNS = [
 @app.command("list")
 def list_tokens(
     ctx: typer.Context,
-    show_all: Annotated[bool, typer.Option("--all", "-a", help="Include revoked tokens.")] = False,
+    active: Annotated[
+        bool, typer.Option("--active/--all", help="Only tokens not revoked, or all of them (the default).")
+    ] = False,
     output: OutputOption = None,
 ) -> None:
-    """List the organisation's tokens (those not revoked, unless --all)."""
+    """List the organisation's tokens, revoked ones included unless --active."""
     out = output_for(ctx, output)
     with client_for(ctx) as api:
-        tokens = api.list_all(TOKENS_PATH, None if show_all else {"active": "true"}).items
-    if out.is_json:
-        out.json(tokens)
-    else:
-        out.table(TOKEN_COLUMNS, tokens, empty="No tokens." if show_all else "No active tokens.")
+        tokens = api.list_all(TOKENS_PATH, {"active": "true"} if active else None).items
+    out.listing(TOKEN_COLUMNS, tokens, empty="No active tokens." if active else "No tokens.")
 
 
 @app.command("create")
