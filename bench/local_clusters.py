@@ -43,8 +43,9 @@ def main() -> None:
     if record.is_file():
         data = json.loads(record.read_text())
         print(
-            f"cold build: {data['seconds'] / 60:.1f} min, peak child RSS {data['peak_child_rss_mib']} MiB "
-            f"(built: {', '.join(data['built'])})"
+            f"last build: {data.get('seconds', 0) / 60:.1f} min, "
+            f"peak child RSS {data.get('peak_child_rss_mib')} MiB "
+            f"(built: {', '.join(data.get('built', []))})"
         )
     started = time.monotonic()
     binaries.build_all()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from cli.errors import NotLoggedIn, UsageError
+from cli.errors import CliError, NotLoggedIn, UsageError
 
 CONFIG_DIR_ENV = "FLOTILLA_CONFIG_DIR"
 SERVER_ENV = "FLOTILLA_SERVER"
@@ -114,10 +114,18 @@ def read_login() -> StoredLogin | None:
 def write_login(login: StoredLogin) -> Path:
     """Save the login atomically: the new file is created 0600 and then renamed over the old one."""
     directory = config_dir()
+    path = directory / CONFIG_FILE_NAME
+    try:
+        _write_private(directory, path, login)
+    except OSError as exc:
+        raise CliError(f"cannot save the login to {path}: {exc.strerror or exc}") from exc
+    return path
+
+
+def _write_private(directory: Path, path: Path, login: StoredLogin) -> None:
     if not directory.exists():
         directory.mkdir(mode=0o700, parents=True)
         os.chmod(directory, 0o700)  # mkdir's mode is filtered by the umask
-    path = directory / CONFIG_FILE_NAME
     tmp = directory / f".{CONFIG_FILE_NAME}.{os.getpid()}.tmp"
     body = json.dumps({"server": login.server, "token": login.token, "org": login.org}, indent=2) + "\n"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
@@ -129,15 +137,17 @@ def write_login(login: StoredLogin) -> Path:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return path
 
 
 def delete_login() -> bool:
     """Remove the config file; False when there was none."""
+    path = config_path()
     try:
-        config_path().unlink()
+        path.unlink()
     except FileNotFoundError:
         return False
+    except OSError as exc:
+        raise CliError(f"cannot remove {path}: {exc.strerror or exc}") from exc
     return True
 
 

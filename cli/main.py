@@ -18,6 +18,9 @@ Exit codes (scripts can rely on them; also in docs/cli.md):
     7  rate limited (429)
     8  server error (5xx), an unusable answer, or the server could not be reached in time
 
+For a 4xx the API's error code decides when it names one of these cases (`not_authenticated`
+is 3 even when sent with 403); command-line mistakes caught by the parser also exit 2.
+
 Errors are printed to stderr as `error: <message>`, then one `  <field>: <reason>` line per
 field error, then possibly a `hint: ...` line; never a traceback (set FLOTILLA_CLI_TRACEBACK=1
 to get one for a bug report).

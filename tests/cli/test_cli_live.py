@@ -10,6 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from django.apps import apps
+
+if not apps.ready:  # collected by the Django-free unit run (`-p no:django --noconftest`)
+    pytest.skip("the live CLI tests need pytest-django and the database", allow_module_level=True)
 
 from orgs.choices import Role
 from orgs.models import ApiToken

@@ -1,6 +1,6 @@
 """Fast tests of the `flotilla` CLI: the API is faked at the HTTP level with httpx.MockTransport.
 
-No Django here: run with `pytest tests/cli -p no:django --confcutdir=tests/cli`.
+No Django here: run with `pytest tests/cli -p no:django --noconftest`.
 """
 
 from __future__ import annotations
@@ -218,6 +218,19 @@ def test_login_with_a_rejected_token_saves_nothing(
     assert_clean_error(result, 3, "error: Invalid token.")
     assert "hint: run `flotilla login" in result.stderr
     assert not (clean_env / "config.json").exists()
+
+
+def test_login_that_cannot_be_saved_is_a_clean_error(
+    run: Callable[..., Result], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    monkeypatch.setenv("FLOTILLA_CONFIG_DIR", str(blocker / "flotilla"))
+
+    result = run("login", "--server", SERVER, "--token", TOKEN)
+
+    assert_clean_error(result, 1, f"cannot save the login to {blocker / 'flotilla' / 'config.json'}")
+    assert TOKEN not in result.output
 
 
 def test_saved_login_is_used_then_logout_forgets_it(
@@ -472,26 +485,38 @@ TOKEN_ROW = {
 }
 
 
-def test_tokens_list_active_by_default_all_on_request(
+def test_tokens_list_all_by_default_active_on_request(
     run: Callable[..., Result], api: FakeApi, logged_in: None
 ) -> None:
     revoked = {**TOKEN_ROW, "id": 13, "name": "old", "revoked_at": "2025-02-01T00:00:00Z", "active": False}
+    expired = {**TOKEN_ROW, "id": 14, "name": "stale", "expires_at": "2025-01-02T00:00:00Z", "active": False}
     api.on(
         "GET",
         "/api/v1/orgs/tokens/",
         handler=lambda request: httpx.Response(
             200,
-            json=page([TOKEN_ROW] if request.url.params.get("active") == "true" else [TOKEN_ROW, revoked]),
+            json=page(
+                [TOKEN_ROW] if request.url.params.get("active") == "true" else [TOKEN_ROW, revoked, expired]
+            ),
         ),
     )
 
-    default = run("tokens", "list")
-    everything = run("tokens", "list", "--all")
+    everything = run("tokens", "list")
+    active = run("tokens", "list", "--active")
+    explicit_all = run("tokens", "list", "--all")
 
-    assert default.exit_code == everything.exit_code == 0
-    assert "revoked" not in default.stdout and "active" in default.stdout
-    assert "old" in everything.stdout and "revoked" in everything.stdout
-    assert [request.url.params.get("active") for request in api.requests] == ["true", None]
+    assert everything.exit_code == active.exit_code == explicit_all.exit_code == 0, everything.output
+    rows = [line.split() for line in everything.stdout.splitlines()]
+    header = ["ID", "NAME", "PREFIX", "ROLE", "OWNER", "CREATED", "EXPIRES", "LAST", "USED", "STATUS"]
+    assert rows[0] == header
+    assert [(row[0], row[1], row[-1]) for row in rows[1:]] == [
+        ("12", "ci", "active"),
+        ("13", "old", "revoked"),
+        ("14", "stale", "expired"),
+    ]
+    assert len(active.stdout.splitlines()) == 2 and "revoked" not in active.stdout
+    assert explicit_all.stdout == everything.stdout
+    assert [request.url.params.get("active") for request in api.requests] == [None, "true", None]
 
 
 def test_tokens_create_prints_the_secret_once_with_a_warning(
@@ -613,7 +638,11 @@ def test_audit_filters_and_limit(run: Callable[..., Result], api: FakeApi, logge
             2,
             "name:",
         ),
+        (400, error("malformed", "JSON parse error."), 2, "JSON parse error."),
+        (413, error("payload_too_large", "The request body is too large."), 2, "too large"),
+        (415, error("unsupported_media_type", 'Unsupported media type "text/plain".'), 2, "media type"),
         (401, error("not_authenticated", "Authentication credentials were not provided."), 3, "credentials"),
+        (403, error("not_authenticated", "Authentication credentials were not provided."), 3, "credentials"),
         (403, error("permission_denied", "Admins only."), 4, "Admins only."),
         (404, error("not_found", "Not found."), 5, "Not found."),
         (409, error("quota_exceeded", "The organisation has reached its cluster quota."), 6, "quota"),
@@ -637,6 +666,18 @@ def test_api_errors_map_to_exit_codes(
     result = run("orgs", "rename", "x")
 
     assert_clean_error(result, exit_code, message)
+
+
+def test_an_authentication_error_hints_at_login(
+    run: Callable[..., Result], api: FakeApi, logged_in: None
+) -> None:
+    # DRF answers `not_authenticated` with 403 when no authentication class names a scheme.
+    api.on("GET", "/api/v1/orgs/members/", error("authentication_failed", "Token revoked."), status=403)
+
+    result = run("members", "list")
+
+    assert_clean_error(result, 3, "error: Token revoked.")
+    assert "hint: run `flotilla login" in result.stderr
 
 
 def test_field_errors_are_listed_one_per_line(
