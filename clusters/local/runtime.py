@@ -10,8 +10,10 @@ reads the cluster's simulated log file (CRI format), which `append_log` writes t
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -30,6 +32,18 @@ from clusters.local import binaries
 from clusters.local.errors import BinariesMissing, HostLimitReached, LocalClusterError
 
 POOL_LABEL = "flotilla.io/pool"
+# Each cluster owns a block of ports, kept while it is stopped: kwokctl's own choice of "free"
+# ports would hand a stopped cluster's ports to the next new one, and its restart would fail.
+PORT_FIELDS = (
+    "kubeApiserverPort",
+    "etcdPort",
+    "etcdPeerPort",
+    "kwokControllerPort",
+    "kubeControllerManagerPort",
+    "kubeSchedulerPort",
+    "metricsServerPort",
+)
+PORT_BLOCK = 10
 NAME_MAX = 40
 DEFAULT_MAX_CLUSTERS = 8
 
@@ -152,7 +166,6 @@ class LocalRuntime:
             available = ", ".join(binaries.available_k8s_versions()) or "none"
             raise BinariesMissing(f"Kubernetes {version} is not available locally (available: {available})")
         paths = binaries.paths(version=version)
-        config = self._write_config(spec.name)
         args = [
             "create",
             "cluster",
@@ -178,11 +191,13 @@ class LocalRuntime:
             "",
             "--wait",
             f"{int(timeout)}s",
-            "--config",
-            str(config),
         ]
         try:
-            self._kwokctl(args, version=version, timeout=timeout + 60)
+            # One creation at a time per host: ports are chosen and taken under the lock.
+            with self._host_lock():
+                config = self._write_config(spec.name)
+                args += ["--config", str(config)]
+                self._kwokctl(args, version=version, timeout=timeout + 60)
             api = self.core_api(spec.name)
             for pool in spec.pools:
                 self._set_pool_nodes(api, pool)
@@ -206,6 +221,7 @@ class LocalRuntime:
                     # Nothing may be downloaded here: metrics-server's API objects come from the
                     # module the build fetched (a local path is built with kubectl kustomize).
                     "metricsServerManifests": [str(binaries.metrics_server_manifests())],
+                    **self._allocate_ports(),
                 },
             },
             {
@@ -219,6 +235,33 @@ class LocalRuntime:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(yaml.safe_dump_all(documents))
         return path
+
+    @contextmanager
+    def _host_lock(self) -> Iterator[None]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with (self.root / ".lock").open("w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _reserved_ports(self) -> set[int]:
+        reserved: set[int] = set()
+        for config in (self.root / "configs").glob("*.yaml"):
+            for document in yaml.safe_load_all(config.read_text()):
+                options = (document or {}).get("options") or {}
+                reserved.update(int(options[f]) for f in PORT_FIELDS if f in options)
+        return reserved
+
+    def _allocate_ports(self) -> dict[str, int]:
+        base = int(os.environ.get("FLOTILLA_LOCAL_PORT_BASE", "34000"))
+        reserved = self._reserved_ports()
+        for block in range(base, 65000 - PORT_BLOCK, PORT_BLOCK):
+            ports = list(range(block, block + len(PORT_FIELDS)))
+            if not reserved.intersection(ports) and all(_port_free(p) for p in ports):
+                return dict(zip(PORT_FIELDS, ports, strict=True))
+        raise HostLimitReached("no free block of ports is left for another local cluster")
 
     def kubeconfig(self, name: str) -> str:
         """The cluster's admin kubeconfig."""
@@ -349,6 +392,15 @@ class LocalRuntime:
             for line in lines:
                 stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
                 fh.write(f"{stamp} stdout F {line}\n")
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def process_alive(pid: int) -> bool:

@@ -234,6 +234,9 @@ def test_stop_restart_and_delete_leave_nothing(make_local_cluster: ClusterFactor
     assert pids
     runtime.stop(cluster.name)
     assert not runtime.is_healthy(cluster.name)
+    # A cluster created while this one is down must not take its ports.
+    other = make_local_cluster(NodePoolSpec(name="b", count=1))
+    assert runtime.is_healthy(other.name)
     # A cluster created meanwhile must not take the stopped one's ports.
     other = make_local_cluster(NodePoolSpec(name="b", count=1))
     assert runtime.ensure_running(cluster.name) is True
