@@ -17,6 +17,9 @@ Exit codes (scripts can rely on them; also in docs/cli.md):
     6  conflict (409), including an exceeded quota
     7  rate limited (429)
     8  server error (5xx), an unusable answer, or the server could not be reached in time
+    9  `--wait`: the operation failed or was cancelled (its error is printed)
+   10  `--wait --timeout`: the operation had not finished in time (it goes on)
+  130  `--wait`: interrupted with Ctrl-C (the operation goes on; it is not cancelled)
 
 For a 4xx the API's error code decides when it names one of these cases (`not_authenticated`
 is 3 even when sent with 403); command-line mistakes caught by the parser also exit 2.
@@ -34,11 +37,11 @@ import httpx
 import typer
 
 from cli import __version__
-from cli.commands import audit, auth, members, orgs, tokens
+from cli.commands import audit, auth, clusters, kubeconfig, members, orgs, providers, tokens
 from cli.output import OutputFormat
 from cli.runtime import AppState, CommandGroup
 
-HELP = "Flotilla from the terminal: organisations, members, tokens and the audit log."
+HELP = "Flotilla from the terminal: clusters, providers, kubeconfigs, members, tokens and the audit log."
 
 
 def _show_version(value: bool) -> None:
@@ -78,6 +81,9 @@ def build_app(*, transport: httpx.BaseTransport | None = None) -> CommandGroup:
     app.add_typer(members.app, name="members")
     app.add_typer(tokens.app, name="tokens")
     audit.register(app)
+    app.add_typer(providers.app, name="providers")
+    app.add_typer(clusters.app, name="clusters")
+    kubeconfig.register(app)
     return app
 
 

@@ -5,18 +5,21 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.permissions import AllowAny
 
+from clusters import urls as clusters_urls
 from config.metrics import metrics_view
 from orgs import urls as orgs_urls
 
 # Everything below /o/<org_slug>/ runs in that org's schema (orgs.middleware.OrgRoutingMiddleware).
 org_patterns = [
     path("", include((orgs_urls.org_urlpatterns, "org"))),
+    path("clusters/", include((clusters_urls.urlpatterns, "clusters"))),
 ]
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("metrics", metrics_view, name="metrics"),
     path("api/v1/orgs/", include("orgs.api.urls")),
+    path("api/v1/clusters/", include("clusters.api.urls")),
     path(
         "api/schema/",
         SpectacularAPIView.as_view(permission_classes=[AllowAny], authentication_classes=[]),

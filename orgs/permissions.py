@@ -25,6 +25,13 @@ class Action(StrEnum):
     TOKEN_VIEW_ALL = "token.view_all"
     TOKEN_REVOKE_ANY = "token.revoke_any"
     AUDIT_VIEW = "audit.view"
+    PROVIDER_VIEW = "provider.view"
+    PROVIDER_MANAGE = "provider.manage"
+    CLUSTER_VIEW = "cluster.view"
+    CLUSTER_CREATE = "cluster.create"
+    CLUSTER_UPDATE = "cluster.update"
+    CLUSTER_DELETE = "cluster.delete"
+    KUBECONFIG_DOWNLOAD = "cluster.kubeconfig"
 
 
 MATRIX: dict[Action, Role] = {
@@ -39,6 +46,16 @@ MATRIX: dict[Action, Role] = {
     Action.TOKEN_VIEW_ALL: Role.ADMIN,
     Action.TOKEN_REVOKE_ANY: Role.ADMIN,
     Action.AUDIT_VIEW: Role.ADMIN,
+    Action.PROVIDER_VIEW: Role.VIEWER,
+    # Credentials reach the org's cloud bills: only admins connect or remove them.
+    Action.PROVIDER_MANAGE: Role.ADMIN,
+    Action.CLUSTER_VIEW: Role.VIEWER,
+    # Create, scale, add/remove pools, upgrade, import, cancel and retry operations.
+    Action.CLUSTER_CREATE: Role.MEMBER,
+    Action.CLUSTER_UPDATE: Role.MEMBER,
+    Action.CLUSTER_DELETE: Role.ADMIN,
+    # A kubeconfig is cluster-admin on the real cluster.
+    Action.KUBECONFIG_DOWNLOAD: Role.MEMBER,
 }
 
 

@@ -76,11 +76,29 @@ def _require_binaries() -> str:
     return versions[0]
 
 
-@pytest.fixture(scope="session")
-def local_runtime(tmp_path_factory: pytest.TempPathFactory) -> LocalRuntime:
-    """A runtime whose state lives in this session's temporary directory."""
+@pytest.fixture(scope="session", autouse=True)
+def local_state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Every local cluster of the run (test fixtures', and the product's through the local
+    provider, in this process and in live workers) lives in one temporary state directory;
+    whatever is left there at the end is deleted, so no test orphans a control plane."""
     # Short paths: kwokctl puts unix sockets and pid files under the state directory.
-    return LocalRuntime(root=tmp_path_factory.mktemp("kwok"))
+    root = tmp_path_factory.mktemp("kwok")
+    previous = os.environ.get("FLOTILLA_LOCAL_STATE_DIR")
+    os.environ["FLOTILLA_LOCAL_STATE_DIR"] = str(root)
+    yield root
+    runtime = LocalRuntime(root=root)
+    for name in runtime.list_clusters():
+        runtime.delete(name)
+    if previous is None:
+        os.environ.pop("FLOTILLA_LOCAL_STATE_DIR", None)
+    else:
+        os.environ["FLOTILLA_LOCAL_STATE_DIR"] = previous
+
+
+@pytest.fixture(scope="session")
+def local_runtime(local_state_dir: Path) -> LocalRuntime:
+    """A runtime on the run's state directory (the same one the product code uses)."""
+    return LocalRuntime(root=local_state_dir)
 
 
 @pytest.fixture(scope="session")

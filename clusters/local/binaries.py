@@ -31,7 +31,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 KWOK_VERSION = "v0.8.0"
-DEFAULT_K8S_VERSIONS = ("v1.36.1",)
+# Two versions, so that a local cluster can be upgraded (and the upgrade tested).
+DEFAULT_K8S_VERSIONS = ("v1.36.1", "v1.35.4")
 ETCD_VERSION = "v3.6.10"
 METRICS_SERVER_VERSION = "v0.8.0"
 KUBE_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")

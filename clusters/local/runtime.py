@@ -10,8 +10,10 @@ reads the cluster's simulated log file (CRI format), which `append_log` writes t
 
 from __future__ import annotations
 
+import base64
 import fcntl
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -153,15 +155,30 @@ class LocalRuntime:
 
     def create(self, spec: LocalClusterSpec, *, timeout: float = 180) -> str:
         """Start the control plane, create the nodes, wait until all are Ready; return the kubeconfig."""
-        _check_name(spec.name)
-        if spec.name in self.list_clusters():
-            raise LocalClusterError(f"a local cluster named {spec.name!r} already exists on this host")
+        self.start_control_plane(spec.name, spec.version, timeout=timeout)
+        try:
+            for pool in spec.pools:
+                self.set_pool_nodes(spec.name, pool)
+            self.wait_ready(spec.name, expected_nodes=sum(p.count for p in spec.pools), timeout=timeout)
+        except Exception:
+            self.delete(spec.name)
+            raise
+        return self.kubeconfig(spec.name)
+
+    def start_control_plane(self, name: str, version: str, *, timeout: float = 180) -> None:
+        """Create the cluster's control plane (no nodes yet) and wait until its API answers.
+
+        Fails cleanly: a control plane that does not come up is deleted before the error is raised.
+        """
+        _check_name(name)
+        if name in self.list_clusters():
+            raise LocalClusterError(f"a local cluster named {name!r} already exists on this host")
         if len(self.list_clusters()) >= max_clusters():
             raise HostLimitReached(
                 f"this host already runs {max_clusters()} local clusters (FLOTILLA_LOCAL_MAX_CLUSTERS); "
                 "delete one first"
             )
-        version = spec.version.lstrip("v")
+        version = version.lstrip("v")
         if version not in binaries.available_k8s_versions():
             available = ", ".join(binaries.available_k8s_versions()) or "none"
             raise BinariesMissing(f"Kubernetes {version} is not available locally (available: {available})")
@@ -170,7 +187,7 @@ class LocalRuntime:
             "create",
             "cluster",
             "--name",
-            spec.name,
+            name,
             "--runtime",
             "binary",
             "--kube-apiserver-binary",
@@ -195,17 +212,56 @@ class LocalRuntime:
         try:
             # One creation at a time per host: ports are chosen and taken under the lock.
             with self._host_lock():
-                config = self._write_config(spec.name)
+                config = self._write_config(name)
                 args += ["--config", str(config)]
                 self._kwokctl(args, version=version, timeout=timeout + 60)
-            api = self.core_api(spec.name)
-            for pool in spec.pools:
-                self._set_pool_nodes(api, pool)
-            self.wait_ready(spec.name, expected_nodes=sum(p.count for p in spec.pools), timeout=timeout)
         except Exception:
-            self.delete(spec.name)
+            self.delete(name)
             raise
-        return self.kubeconfig(spec.name)
+
+    def running_version(self, name: str) -> str:
+        """The Kubernetes version the cluster's API server reports (e.g. "1.36.1")."""
+        with self.api_client(name) as api:
+            return str(k8s.VersionApi(api).get_code(_request_timeout=5).git_version).lstrip("v")
+
+    def upgrade(self, name: str, version: str, *, timeout: float = 120) -> None:
+        """Restart the control plane on another locally built Kubernetes version, keeping its data.
+
+        The cluster's etcd, nodes and objects stay; only the control-plane binaries change.
+        """
+        target = version.lstrip("v")
+        available = binaries.available_k8s_versions()
+        if target not in available:
+            raise BinariesMissing(
+                f"Kubernetes {target} is not available locally (available: {', '.join(available) or 'none'})"
+            )
+        config = self.cluster_dir(name) / "kwok.yaml"
+        if not config.is_file():
+            raise LocalClusterError(f"no local cluster named {name!r} on this host")
+        text = config.read_text()
+        target_bin = str(binaries.paths(version=target)["kube-apiserver"].parent)
+        current = [v for v in available if str(binaries.paths(version=v)["kube-apiserver"].parent) in text]
+        if current == [target]:
+            return
+        with suppress(LocalClusterError):
+            self.stop(name)
+        for old in current:
+            text = text.replace(str(binaries.paths(version=old)["kube-apiserver"].parent), target_bin)
+        text = re.sub(r"(kubeVersion:\s*)v?[0-9][0-9.]*", rf"\g<1>v{target}", text)
+        config.write_text(text)
+        # kwokctl runs the cluster's components through links in <cluster>/bin: re-point them.
+        for command in ("kube-apiserver", "kube-controller-manager", "kube-scheduler"):
+            link = self.cluster_dir(name) / "bin" / command
+            link.unlink(missing_ok=True)
+            link.symlink_to(binaries.paths(version=target)[command])
+        self._kwokctl(
+            ["start", "cluster", "--name", name, "--wait", f"{int(timeout)}s"], timeout=timeout + 60
+        )
+        deadline = time.monotonic() + timeout
+        while not self.is_healthy(name):
+            if time.monotonic() > deadline:
+                raise LocalClusterError(f"local cluster {name!r} did not come back on {target}")
+            time.sleep(0.5)
 
     def _write_config(self, name: str) -> Path:
         log = self.log_file(name)
@@ -264,11 +320,11 @@ class LocalRuntime:
         raise HostLimitReached("no free block of ports is left for another local cluster")
 
     def kubeconfig(self, name: str) -> str:
-        """The cluster's admin kubeconfig."""
+        """The cluster's admin kubeconfig, self-contained (certificates embedded, no file paths)."""
         path = self.kubeconfig_path(name)
         if not path.is_file():
             raise LocalClusterError(f"no local cluster named {name!r} on this host")
-        return path.read_text()
+        return embed_kubeconfig_files(path.read_text(), base=path.parent)
 
     @contextmanager
     def api_client(self, name: str) -> Iterator[k8s.ApiClient]:
@@ -311,15 +367,17 @@ class LocalRuntime:
     def scale_pool(self, name: str, pool: NodePoolSpec, *, timeout: float = 120) -> None:
         """Make the pool have exactly `pool.count` nodes, and wait until the cluster is Ready."""
         api = self.core_api(name)
-        self._set_pool_nodes(api, pool)
+        self.set_pool_nodes(name, pool)
         total = len(api.list_node().items)
         self.wait_ready(name, expected_nodes=total, timeout=timeout)
 
     def remove_pool(self, name: str, pool_name: str) -> None:
         """Delete every node of a pool."""
-        self._set_pool_nodes(self.core_api(name), NodePoolSpec(name=pool_name, count=0))
+        self.set_pool_nodes(name, NodePoolSpec(name=pool_name, count=0))
 
-    def _set_pool_nodes(self, api: k8s.CoreV1Api, pool: NodePoolSpec) -> None:
+    def set_pool_nodes(self, name: str, pool: NodePoolSpec) -> None:
+        """Create or delete the pool's nodes so that it has exactly `pool.count` (idempotent)."""
+        api = self.core_api(name)
         if pool.count < 0:
             raise LocalClusterError("a pool's node count cannot be negative")
         existing = sorted(
@@ -392,6 +450,23 @@ class LocalRuntime:
             for line in lines:
                 stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
                 fh.write(f"{stamp} stdout F {line}\n")
+
+
+_FILE_KEYS = {"certificate-authority": "clusters", "client-certificate": "users", "client-key": "users"}
+
+
+def embed_kubeconfig_files(text: str, *, base: Path) -> str:
+    """Replace file references of a kubeconfig (kwokctl writes paths) with embedded *-data."""
+    doc = yaml.safe_load(text) or {}
+    for key, section in _FILE_KEYS.items():
+        inner = "cluster" if section == "clusters" else "user"
+        for entry in doc.get(section) or []:
+            body = entry.get(inner) or {}
+            if key in body:
+                file = Path(body.pop(key))
+                file = file if file.is_absolute() else base / file
+                body[f"{key}-data"] = base64.b64encode(file.read_bytes()).decode()
+    return yaml.safe_dump(doc, sort_keys=False)
 
 
 def _port_free(port: int) -> bool:

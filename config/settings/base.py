@@ -159,15 +159,20 @@ if REDIS_URL:
 else:
     Q_CLUSTER["orm"] = "default"
 
+# --- The clusters reconcile loop (clusters.services.reconcile) -----------------------------
+# A running operation whose heartbeat is older than this is presumed dead and handed over.
+FLOTILLA_OPERATION_STALE_SECONDS = env_int("FLOTILLA_OPERATION_STALE_SECONDS", 60)
+# One task works on an operation at most this long, then queues a fresh task (frees the slot).
+FLOTILLA_OPERATION_RUN_BUDGET = env_int("FLOTILLA_OPERATION_RUN_BUDGET", 600)
+# One step (booting machines, waiting for nodes) may take at most this long before it fails.
+FLOTILLA_OPERATION_STEP_TIMEOUT = env_int("FLOTILLA_OPERATION_STEP_TIMEOUT", 600)
+
+# Cloud endpoints a tenant types (an EC2-compatible endpoint, an OpenStack auth URL) may not
+# resolve to loopback/private/link-local addresses unless this is set (emulators, private clouds).
+FLOTILLA_CLOUD_PRIVATE_ENDPOINTS = env_bool("FLOTILLA_CLOUD_PRIVATE_ENDPOINTS", False)
+
 # --- Live updates (Channels) --------------------------------------------------------------
 _db = DATABASES["default"]
-# channels-postgres removes group members through the ORM under this alias: the same
-# database, public schema (its tables are shared), mirrored in tests.
-DATABASES["channels_postgres"] = {
-    **_db,
-    "OPTIONS": {**_db["OPTIONS"], "pool": False},
-    "TEST": {"MIRROR": "default"},
-}
 # channels-postgres removes group members through the ORM under this alias: the same
 # database, public schema (its tables are shared), mirrored in tests.
 DATABASES["channels_postgres"] = {

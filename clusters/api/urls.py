@@ -1,0 +1,15 @@
+"""/api/v1/clusters/... — clusters at the root, provider accounts and operations beside them."""
+
+from __future__ import annotations
+
+from rest_framework.routers import SimpleRouter
+
+from clusters.api import views
+
+router = SimpleRouter(use_regex_path=False)
+router.register("providers", views.ProviderAccountViewSet, basename="provider")
+router.register("operations", views.OperationViewSet, basename="operation")
+router.register("", views.ClusterViewSet, basename="cluster")
+
+app_name = "clusters-api"
+urlpatterns = router.urls

@@ -1,0 +1,98 @@
+"""Reads of the clusters app that cross a trust boundary. Call inside the org's schema."""
+
+from __future__ import annotations
+
+from django.db.models import Count, Prefetch, Q, QuerySet
+
+from clusters.choices import ACTIVE_OPERATION_STATUSES
+from clusters.models import Cluster, ClusterEvent, Node, NodePool, Operation, ProviderAccount
+from orgs.actors import Actor
+from orgs.exceptions import NotFound
+from orgs.permissions import Action, require
+
+
+def list_provider_accounts(actor: Actor) -> QuerySet[ProviderAccount]:
+    """The org's provider accounts."""
+    require(actor, Action.PROVIDER_VIEW)
+    return ProviderAccount.objects.annotate(
+        cluster_count=Count("clusters", filter=Q(clusters__deleted_at__isnull=True))
+    ).order_by("name")
+
+
+def get_provider_account(actor: Actor, account_id: int) -> ProviderAccount:
+    """One provider account of the org."""
+    account = list_provider_accounts(actor).filter(pk=account_id).first()
+    if account is None:
+        raise NotFound("No such provider account.")
+    return account
+
+
+def list_clusters(actor: Actor, *, include_deleted: bool = False) -> QuerySet[Cluster]:
+    """The org's clusters with their provider, pools and active operation, in a fixed number of queries."""
+    require(actor, Action.CLUSTER_VIEW)
+    qs = Cluster.objects.select_related("provider").prefetch_related(
+        Prefetch("pools", queryset=NodePool.objects.order_by("name")),
+        Prefetch(
+            "operations",
+            queryset=Operation.objects.filter(status__in=ACTIVE_OPERATION_STATUSES).order_by("-id"),
+            to_attr="active_operations",
+        ),
+    )
+    if not include_deleted:
+        qs = qs.filter(deleted_at__isnull=True)
+    return qs.annotate(
+        ready_nodes=Count("nodes", filter=Q(nodes__ready=True), distinct=True),
+        node_total=Count("nodes", distinct=True),
+    ).order_by("name")
+
+
+def get_cluster(actor: Actor, cluster_id: int) -> Cluster:
+    """One live cluster of the org."""
+    cluster = list_clusters(actor).filter(pk=cluster_id).first()
+    if cluster is None:
+        raise NotFound("No such cluster.")
+    return cluster
+
+
+def get_cluster_by_name(actor: Actor, name: str) -> Cluster:
+    """One live cluster of the org, by name (the CLI's way of naming clusters)."""
+    cluster = list_clusters(actor).filter(name=name).first()
+    if cluster is None:
+        raise NotFound(f"No cluster named {name!r}.")
+    return cluster
+
+
+def get_pool(actor: Actor, cluster: Cluster, pool_id: int) -> NodePool:
+    """One pool of a cluster the actor can see."""
+    require(actor, Action.CLUSTER_VIEW)
+    pool = NodePool.objects.filter(cluster=cluster, pk=pool_id).first()
+    if pool is None:
+        raise NotFound("No such node pool.")
+    return pool
+
+
+def list_nodes(actor: Actor, cluster: Cluster) -> QuerySet[Node]:
+    """Nodes of a cluster as last observed."""
+    require(actor, Action.CLUSTER_VIEW)
+    return Node.objects.filter(cluster=cluster).order_by("pool_name", "name")
+
+
+def list_operations(actor: Actor, *, cluster: Cluster | None = None) -> QuerySet[Operation]:
+    """Operations, newest first, optionally of one cluster."""
+    require(actor, Action.CLUSTER_VIEW)
+    qs = Operation.objects.select_related("cluster").order_by("-created_at", "-id")
+    return qs.filter(cluster=cluster) if cluster is not None else qs
+
+
+def get_operation(actor: Actor, operation_id: int) -> Operation:
+    """One operation of the org."""
+    operation = list_operations(actor).filter(pk=operation_id).first()
+    if operation is None:
+        raise NotFound("No such operation.")
+    return operation
+
+
+def cluster_events(actor: Actor, cluster: Cluster, *, limit: int = 100) -> list[ClusterEvent]:
+    """The newest lines of a cluster's timeline."""
+    require(actor, Action.CLUSTER_VIEW)
+    return list(ClusterEvent.objects.filter(cluster=cluster).order_by("-created_at", "-id")[:limit])

@@ -1,0 +1,161 @@
+"""Checks of a cluster's requested spec: names, pools, labels, taints, sizes, versions, regions."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from clusters.exceptions import ProviderError
+from clusters.providers.base import ProviderDriver
+from orgs.exceptions import ValidationFailed
+
+CLUSTER_NAME_RE = re.compile(r"^[a-z]([a-z0-9-]{0,38}[a-z0-9])?$")
+POOL_NAME_RE = re.compile(r"^[a-z]([a-z0-9-]{0,28}[a-z0-9])?$")
+_LABEL_NAME = r"[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?"
+LABEL_KEY_RE = re.compile(rf"^([a-z0-9]([a-z0-9.-]{{0,251}}[a-z0-9])?/)?{_LABEL_NAME}$")
+LABEL_VALUE_RE = re.compile(rf"^({_LABEL_NAME})?$")
+TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+MAX_POOL_NODES = 100
+MAX_POOLS = 10
+
+
+@dataclass(frozen=True)
+class PoolInput:
+    """A checked pool request."""
+
+    name: str
+    size: str
+    count: int
+    labels: dict[str, str] = field(default_factory=dict)
+    taints: list[dict[str, str]] = field(default_factory=list)
+
+
+def check_cluster_name(name: str, field_name: str = "name") -> str:
+    """A DNS-label name of at most 40 characters."""
+    name = (name or "").strip()
+    if not CLUSTER_NAME_RE.match(name):
+        raise ValidationFailed.for_field(
+            field_name, "Use 1-40 lowercase letters, digits and hyphens, starting with a letter."
+        )
+    return name
+
+
+def check_count(value: Any, field_name: str, *, minimum: int = 1) -> int:
+    """A node count within bounds."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValidationFailed.for_field(field_name, "Give a whole number.")
+    try:
+        count = int(value)
+    except ValueError as exc:
+        raise ValidationFailed.for_field(field_name, "Give a whole number.") from exc
+    if not minimum <= count <= MAX_POOL_NODES:
+        raise ValidationFailed.for_field(field_name, f"Give a number from {minimum} to {MAX_POOL_NODES}.")
+    return count
+
+
+def check_labels(labels: Any, field_name: str) -> dict[str, str]:
+    """Kubernetes label keys and values."""
+    if labels in (None, ""):
+        return {}
+    if not isinstance(labels, dict):
+        raise ValidationFailed.for_field(field_name, "Give labels as a mapping of key to value.")
+    for key, value in labels.items():
+        if not isinstance(key, str) or not LABEL_KEY_RE.match(key) or key.startswith("flotilla.io/"):
+            raise ValidationFailed.for_field(field_name, f"{key!r} is not a label key you can set.")
+        if not isinstance(value, str) or not LABEL_VALUE_RE.match(value):
+            raise ValidationFailed.for_field(field_name, f"{value!r} is not a valid label value (for {key}).")
+    return {str(k): str(v) for k, v in labels.items()}
+
+
+def check_taints(taints: Any, field_name: str) -> list[dict[str, str]]:
+    """Taints as {key, value, effect}."""
+    if taints in (None, ""):
+        return []
+    if not isinstance(taints, list):
+        raise ValidationFailed.for_field(field_name, "Give taints as a list of {key, value, effect}.")
+    result = []
+    for taint in taints:
+        if not isinstance(taint, dict) or not LABEL_KEY_RE.match(str(taint.get("key", ""))):
+            raise ValidationFailed.for_field(field_name, f"{taint!r} needs a valid key.")
+        value = str(taint.get("value", "") or "")
+        effect = str(taint.get("effect", "NoSchedule") or "NoSchedule")
+        if not LABEL_VALUE_RE.match(value):
+            raise ValidationFailed.for_field(field_name, f"{value!r} is not a valid taint value.")
+        if effect not in TAINT_EFFECTS:
+            raise ValidationFailed.for_field(field_name, f"Effect must be one of {', '.join(TAINT_EFFECTS)}.")
+        result.append({"key": str(taint["key"]), "value": value, "effect": effect})
+    return result
+
+
+def check_pool(raw: Any, index: int, *, size_ids: set[str] | None) -> PoolInput:
+    """One pool of a request; `size_ids` None skips the size check (imported clusters)."""
+    prefix = f"pools[{index}]"
+    if not isinstance(raw, dict):
+        raise ValidationFailed.for_field(prefix, "Give a pool as {name, size, count, labels, taints}.")
+    name = str(raw.get("name", "")).strip()
+    if not POOL_NAME_RE.match(name):
+        raise ValidationFailed.for_field(
+            f"{prefix}.name", "Use 1-30 lowercase letters, digits and hyphens, starting with a letter."
+        )
+    size = str(raw.get("size", "")).strip()
+    if size_ids is not None and size not in size_ids:
+        raise ValidationFailed.for_field(
+            f"{prefix}.size", f"Unknown size {size!r}; choose one of: {', '.join(sorted(size_ids))}."
+        )
+    return PoolInput(
+        name=name,
+        size=size,
+        count=check_count(raw.get("count"), f"{prefix}.count"),
+        labels=check_labels(raw.get("labels"), f"{prefix}.labels"),
+        taints=check_taints(raw.get("taints"), f"{prefix}.taints"),
+    )
+
+
+def check_pools(raw: Any, *, size_ids: set[str]) -> list[PoolInput]:
+    """At least one pool, unique names."""
+    if not isinstance(raw, list) or not raw:
+        raise ValidationFailed.for_field("pools", "Give at least one node pool.")
+    if len(raw) > MAX_POOLS:
+        raise ValidationFailed.for_field("pools", f"At most {MAX_POOLS} pools.")
+    pools = [check_pool(p, i, size_ids=size_ids) for i, p in enumerate(raw)]
+    names = [p.name for p in pools]
+    if len(set(names)) != len(names):
+        raise ValidationFailed.for_field("pools", "Pool names must be unique.")
+    return pools
+
+
+def check_region(driver: ProviderDriver, region: str) -> str:
+    """A region the provider lists."""
+    regions = _catalogue(driver.regions)
+    ids = {r.id for r in regions}
+    if not region and len(ids) == 1:
+        return str(next(iter(ids)))
+    if region not in ids:
+        raise ValidationFailed.for_field(
+            "region", f"Unknown region {region!r}; choose one of: {', '.join(sorted(ids))}."
+        )
+    return region
+
+
+def size_ids(driver: ProviderDriver, region: str) -> set[str]:
+    """The sizes of a region."""
+    return {s.id for s in _catalogue(lambda: driver.sizes(region))}
+
+
+def check_version(driver: ProviderDriver, version: str | None) -> str:
+    """A version the provider can run (its newest when none is asked for)."""
+    versions = driver.versions()
+    if not versions:
+        raise ValidationFailed.for_field("version", "This provider has no Kubernetes versions available.")
+    wanted = (version or "").strip().lstrip("v") or versions[0]
+    if wanted not in versions:
+        raise ValidationFailed.for_field("version", f"Choose one of: {', '.join(versions)}.")
+    return wanted
+
+
+def _catalogue(read: Any) -> list[Any]:
+    try:
+        return list(read())
+    except ProviderError as exc:
+        raise ProviderError(f"Could not read the provider's catalogue: {exc.message}") from exc
