@@ -142,12 +142,14 @@ def server_of(kubeconfig: str) -> str:
 @contextmanager
 def api_client(kubeconfig: str) -> Iterator[k8s.ApiClient]:
     """An API client for a kubeconfig (its current context), closed after use."""
+    configuration = k8s.Configuration()
+    # One attempt per call: the reconcile loop and the health check decide when to try again.
+    configuration.retries = 0
     try:
-        config = yaml.safe_load(kubeconfig)
-        api = k8s_config.new_client_from_config_dict(config)
-    except (ConfigException, yaml.YAMLError, TypeError, ValueError, KeyError) as exc:
+        k8s_config.load_kube_config_from_dict(yaml.safe_load(kubeconfig), client_configuration=configuration)
+    except (ConfigException, yaml.YAMLError, TypeError, ValueError, KeyError, AttributeError) as exc:
         raise KubeconfigInvalid(f"cannot be loaded ({exc})") from exc
-    api.configuration.retries = 0
+    api = k8s.ApiClient(configuration)
     try:
         yield api
     finally:

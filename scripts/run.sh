@@ -14,6 +14,7 @@ log "Migrating the database"
 "$PY" manage.py prepare_database -v0
 "$PY" manage.py collectstatic --noinput -v0
 "$PY" manage.py create_demo --url "http://$HOST:$PORT"
+"$PY" manage.py prepare_clusters -v0
 if [[ -f clusters/local/runtime.py ]]; then
   log "Restarting local clusters that should be running"
   "$PY" manage.py local_clusters ensure-running

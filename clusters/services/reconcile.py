@@ -25,7 +25,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -633,7 +633,6 @@ def sweep_operations() -> dict[str, int]:
     for org in Organization.objects.filter(suspended_at__isnull=True).only("schema_name"):
         with schema_context(org.schema_name):
             _sweep_schema(org.schema_name, counts)
-    close_old_connections()
     return counts
 
 
