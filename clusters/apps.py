@@ -14,3 +14,15 @@ class ClustersConfig(AppConfig):
     name = "clusters"
     verbose_name = "Clusters"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from orgs.navigation import Section, register_section
+        from orgs.permissions import Action
+
+        register_section(Section("Clusters", "clusters:list", Action.CLUSTER_VIEW))
+        register_section(Section("Providers", "clusters:providers", Action.PROVIDER_VIEW))
+
+        from clusters.metrics import ClustersCollector
+        from config.metrics import register_collector
+
+        register_collector(ClustersCollector())

@@ -6,7 +6,10 @@ Every call has a timeout; failures become `KubeError` with a message a user can 
 
 from __future__ import annotations
 
+import hashlib
 import ssl
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -83,7 +86,7 @@ def parse_kubeconfig(text: str, context: str | None = None) -> tuple[str, str]:
     if len(text.encode()) > MAX_KUBECONFIG_BYTES:
         raise KubeconfigInvalid(f"the file is larger than {MAX_KUBECONFIG_BYTES // 1024} KiB")
     try:
-        doc = yaml.safe_load(text)
+        doc = load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
@@ -128,7 +131,7 @@ def parse_kubeconfig(text: str, context: str | None = None) -> tuple[str, str]:
 
 def server_of(kubeconfig: str) -> str:
     """The API server address of a kubeconfig's current context."""
-    doc = yaml.safe_load(kubeconfig) or {}
+    doc = load_yaml(kubeconfig) or {}
     current = doc.get("current-context")
     ctx: dict[str, Any] = next(
         (c["context"] for c in doc.get("contexts") or [] if c.get("name") == current), {}
@@ -139,21 +142,49 @@ def server_of(kubeconfig: str) -> str:
     return str(cluster.get("server", ""))
 
 
-@contextmanager
-def api_client(kubeconfig: str) -> Iterator[k8s.ApiClient]:
-    """An API client for a kubeconfig (its current context), closed after use."""
+def load_yaml(text: str) -> Any:
+    """Parse YAML with libyaml when PyYAML has it (kubeconfigs are parsed on every reconcile pass)."""
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 (safe loader)
+
+
+_clients: OrderedDict[str, k8s.ApiClient] = OrderedDict()
+_clients_lock = threading.Lock()
+CLIENT_CACHE_SIZE = 64
+
+
+def _build_client(kubeconfig: str) -> k8s.ApiClient:
     configuration = k8s.Configuration()
     # One attempt per call: the reconcile loop and the health check decide when to try again.
     configuration.retries = 0
     try:
-        k8s_config.load_kube_config_from_dict(yaml.safe_load(kubeconfig), client_configuration=configuration)
+        k8s_config.load_kube_config_from_dict(load_yaml(kubeconfig), client_configuration=configuration)
     except (ConfigException, yaml.YAMLError, TypeError, ValueError, KeyError, AttributeError) as exc:
         raise KubeconfigInvalid(f"cannot be loaded ({exc})") from exc
-    api = k8s.ApiClient(configuration)
-    try:
-        yield api
-    finally:
-        api.close()
+    return k8s.ApiClient(configuration)
+
+
+def cached_client(kubeconfig: str) -> k8s.ApiClient:
+    """An API client for a kubeconfig, reused across calls (TLS set-up and parsing cost more than
+    most requests). Keyed by the kubeconfig's content, so new credentials get a new client."""
+    key = hashlib.sha256(kubeconfig.encode()).hexdigest()
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is not None:
+            _clients.move_to_end(key)
+            return client
+    client = _build_client(kubeconfig)
+    with _clients_lock:
+        _clients[key] = client
+        while len(_clients) > CLIENT_CACHE_SIZE:
+            _, old = _clients.popitem(last=False)
+            old.close()
+    return client
+
+
+@contextmanager
+def api_client(kubeconfig: str) -> Iterator[k8s.ApiClient]:
+    """An API client for a kubeconfig (its current context)."""
+    yield cached_client(kubeconfig)
 
 
 def _explain(exc: Exception, server: str) -> KubeError:

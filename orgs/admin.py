@@ -77,6 +77,7 @@ class OrganizationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "max_clusters",
         "max_nodes",
         "member_count",
+        "org_links",
     ]
     list_filter = ["suspended_at"]
     search_fields = ["slug", "name"]
@@ -95,6 +96,17 @@ class OrganizationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     @admin.display(description="Members", ordering="_members")
     def member_count(self, obj: Any) -> int:
         return int(obj._members)
+
+    @admin.display(description="Org data")
+    def org_links(self, obj: Any) -> str:
+        # Tenant models are not on the admin index (django-tenants): link into the org's schema.
+        from django.utils.html import format_html
+
+        return format_html(
+            '<a href="/admin/clusters/cluster/?schema={0}">clusters</a> · '
+            '<a href="/admin/clusters/operation/?schema={0}">operations</a>',
+            obj.schema_name,
+        )
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
         if obj is None:

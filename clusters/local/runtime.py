@@ -27,9 +27,9 @@ from typing import Any
 
 import yaml
 from kubernetes import client as k8s
-from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
+from clusters import kube
 from clusters.local import binaries
 from clusters.local.errors import BinariesMissing, HostLimitReached, LocalClusterError
 
@@ -254,14 +254,7 @@ class LocalRuntime:
             link = self.cluster_dir(name) / "bin" / command
             link.unlink(missing_ok=True)
             link.symlink_to(binaries.paths(version=target)[command])
-        self._kwokctl(
-            ["start", "cluster", "--name", name, "--wait", f"{int(timeout)}s"], timeout=timeout + 60
-        )
-        deadline = time.monotonic() + timeout
-        while not self.is_healthy(name):
-            if time.monotonic() > deadline:
-                raise LocalClusterError(f"local cluster {name!r} did not come back on {target}")
-            time.sleep(0.5)
+        self._start(name, timeout=timeout, failure=f"local cluster {name!r} did not come back on {target}")
 
     def _write_config(self, name: str) -> Path:
         log = self.log_file(name)
@@ -322,22 +315,25 @@ class LocalRuntime:
     def kubeconfig(self, name: str) -> str:
         """The cluster's admin kubeconfig, self-contained (certificates embedded, no file paths)."""
         path = self.kubeconfig_path(name)
-        if not path.is_file():
-            raise LocalClusterError(f"no local cluster named {name!r} on this host")
-        return embed_kubeconfig_files(path.read_text(), base=path.parent)
+        try:
+            stamp = path.stat().st_mtime_ns
+        except FileNotFoundError:
+            raise LocalClusterError(f"no local cluster named {name!r} on this host") from None
+        cached = _kubeconfigs.get(str(path))
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        text = embed_kubeconfig_files(path.read_text(), base=path.parent)
+        _kubeconfigs[str(path)] = (stamp, text)
+        return text
 
     @contextmanager
     def api_client(self, name: str) -> Iterator[k8s.ApiClient]:
-        """A Kubernetes API client for the cluster, closed after use."""
-        api = k8s_config.new_client_from_config_dict(yaml.safe_load(self.kubeconfig(name)))
-        try:
-            yield api
-        finally:
-            api.close()
+        """A Kubernetes API client for the cluster (cached per kubeconfig, see clusters.kube)."""
+        yield kube.cached_client(self.kubeconfig(name))
 
     def core_api(self, name: str) -> k8s.CoreV1Api:
         """A CoreV1 client for the cluster."""
-        return k8s.CoreV1Api(k8s_config.new_client_from_config_dict(yaml.safe_load(self.kubeconfig(name))))
+        return k8s.CoreV1Api(kube.cached_client(self.kubeconfig(name)))
 
     def is_healthy(self, name: str) -> bool:
         """Whether the API server answers."""
@@ -406,15 +402,21 @@ class LocalRuntime:
             raise LocalClusterError(f"no local cluster named {name!r} on this host")
         if self.is_healthy(name):
             return False
+        self._start(
+            name, timeout=timeout, failure=f"local cluster {name!r} did not come back after {timeout:.0f} s"
+        )
+        return True
+
+    def _start(self, name: str, *, timeout: float, failure: str) -> None:
+        """Start a stopped cluster's processes and wait until its API answers."""
         self._kwokctl(
             ["start", "cluster", "--name", name, "--wait", f"{int(timeout)}s"], timeout=timeout + 60
         )
         deadline = time.monotonic() + timeout
         while not self.is_healthy(name):
             if time.monotonic() > deadline:
-                raise LocalClusterError(f"local cluster {name!r} did not come back after {timeout:.0f} s")
+                raise LocalClusterError(failure)
             time.sleep(0.5)
-        return True
 
     def stop(self, name: str) -> None:
         """Stop the cluster's processes, keeping its state (as a host shutdown would)."""
@@ -452,12 +454,14 @@ class LocalRuntime:
                 fh.write(f"{stamp} stdout F {line}\n")
 
 
+# Embedded kubeconfigs by file, with the file's mtime: re-read only when kwokctl rewrites it.
+_kubeconfigs: dict[str, tuple[int, str]] = {}
 _FILE_KEYS = {"certificate-authority": "clusters", "client-certificate": "users", "client-key": "users"}
 
 
 def embed_kubeconfig_files(text: str, *, base: Path) -> str:
     """Replace file references of a kubeconfig (kwokctl writes paths) with embedded *-data."""
-    doc = yaml.safe_load(text) or {}
+    doc = kube.load_yaml(text) or {}
     for key, section in _FILE_KEYS.items():
         inner = "cluster" if section == "clusters" else "user"
         for entry in doc.get(section) or []:
@@ -466,7 +470,7 @@ def embed_kubeconfig_files(text: str, *, base: Path) -> str:
                 file = Path(body.pop(key))
                 file = file if file.is_absolute() else base / file
                 body[f"{key}-data"] = base64.b64encode(file.read_bytes()).decode()
-    return yaml.safe_dump(doc, sort_keys=False)
+    return yaml.dump(doc, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), sort_keys=False)
 
 
 def _port_free(port: int) -> bool:

@@ -110,3 +110,15 @@ def test_health_refresh_recovers_and_degrades(org_a: Organization) -> None:
     with schema_context(org_a.schema_name):
         assert refresh_cluster_health(cluster.pk) == ClusterStatus.READY
         assert ClusterEvent.objects.filter(cluster=cluster, message__contains="brought it back").exists()
+
+
+def test_metrics_count_clusters_and_operations_across_orgs(org_a: Organization, org_b: Organization) -> None:
+    from django.conf import settings
+    from django.test import Client
+
+    _queued_cluster(org_a, "one")
+    _queued_cluster(org_b, "two")
+    body = Client().get("/metrics", HTTP_AUTHORIZATION=f"Bearer {settings.METRICS_TOKEN}").content.decode()
+    assert 'flotilla_clusters{status="pending"} 2.0' in body
+    assert 'flotilla_clusters{status="ready"} 0.0' in body
+    assert 'flotilla_cluster_operations_active{kind="create",status="queued"} 2.0' in body

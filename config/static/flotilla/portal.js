@@ -49,3 +49,53 @@
     if (url && "WebSocket" in window) connect(url, 0);
   });
 })();
+
+// Clusters: a per-cluster event name, so that a cluster page refreshes only for its own cluster
+// (hx-trigger="flotilla:cluster-12.changed from:body"); after the socket comes back, live
+// fragments refresh once (flotilla:live.reconnected), since events may have been missed.
+(function () {
+  "use strict";
+  document.addEventListener("flotilla:cluster.changed", function (event) {
+    var payload = event.detail && event.detail.payload;
+    if (payload && payload.cluster) {
+      document.body.dispatchEvent(new CustomEvent("flotilla:cluster-" + payload.cluster + ".changed", { detail: event.detail }));
+    }
+  });
+  var wasDisconnected = false;
+  new MutationObserver(function () {
+    var state = document.body.dataset.live;
+    if (state === "disconnected") wasDisconnected = true;
+    if (state === "connected" && wasDisconnected) {
+      wasDisconnected = false;
+      document.body.dispatchEvent(new CustomEvent("flotilla:live.reconnected"));
+    }
+  }).observe(document.body, { attributes: true, attributeFilter: ["data-live"] });
+
+  // Formset rows: <button data-formset-add="#template" data-formset-into="#rows"
+  // data-formset-total="#id_x-TOTAL_FORMS"> appends the template with the next index;
+  // [data-formset-remove] inside a [data-pool-row] drops an added row (left-out indices are ignored).
+  document.addEventListener("click", function (event) {
+    var add = event.target.closest ? event.target.closest("[data-formset-add]") : null;
+    if (add) {
+      var template = document.querySelector(add.dataset.formsetAdd);
+      var rows = document.querySelector(add.dataset.formsetInto);
+      var total = document.querySelector(add.dataset.formsetTotal);
+      if (!template || !rows || !total) return;
+      var index = parseInt(total.value, 10) || 0;
+      var max = document.querySelector(add.dataset.formsetTotal.replace("TOTAL_FORMS", "MAX_NUM_FORMS"));
+      if (max && index >= parseInt(max.value, 10)) return;
+      var holder = document.createElement("div");
+      holder.innerHTML = template.innerHTML.replace(/__prefix__/g, String(index));
+      while (holder.firstChild) rows.appendChild(holder.firstChild);
+      total.value = String(index + 1);
+      var first = rows.lastElementChild && rows.lastElementChild.querySelector("input");
+      if (first) first.focus();
+      return;
+    }
+    var remove = event.target.closest ? event.target.closest("[data-formset-remove]") : null;
+    if (remove) {
+      var row = remove.closest("[data-pool-row]");
+      if (row) row.remove();
+    }
+  });
+})();
