@@ -7,7 +7,8 @@ exception. The transport is injectable (`transport=`) so that tests can put an
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
@@ -124,14 +125,44 @@ class ApiClient:
         target = httpx.URL(link)
         return self._origin + target.raw_path.decode("ascii")
 
-    def _request(
+    def get_list(self, path: str, params: QueryParams | None = None) -> list[JsonObject]:
+        """GET an endpoint that answers a JSON array (not a page)."""
+        data = self._request("GET", self.url(path), params=params)
+        if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
+            raise CliError(f"unexpected answer to {path}: expected a JSON array", ExitCode.SERVER)
+        return data
+
+    def get_text(self, path: str) -> str:
+        """GET an endpoint that answers text (a kubeconfig's YAML); errors still come as JSON."""
+        return self._send("GET", self.url(path)).text
+
+    def request_delete(self, path: str) -> JsonObject:
+        """DELETE something whose removal is an operation (the API answers 202 with it)."""
+        data = self._request("DELETE", self.url(path))
+        if not isinstance(data, dict):
+            raise CliError(f"unexpected answer to DELETE {path}: expected an operation", ExitCode.SERVER)
+        return data
+
+    @contextmanager
+    def header(self, name: str, value: str | None) -> Iterator[None]:
+        """Send one more header with the requests made inside the block (none when `value` is None)."""
+        if value is None:
+            yield
+            return
+        self._http.headers[name] = value
+        try:
+            yield
+        finally:
+            del self._http.headers[name]
+
+    def _send(
         self,
         method: str,
         url: str,
         *,
         params: QueryParams | None = None,
         json: JsonObject | None = None,
-    ) -> Any:
+    ) -> httpx.Response:
         try:
             response = self._http.request(method, url, params=params, json=json)
         except httpx.TimeoutException as exc:
@@ -149,6 +180,17 @@ class ApiClient:
             )
         if response.is_error:
             raise api_error(response)
+        return response
+
+    def _request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: QueryParams | None = None,
+        json: JsonObject | None = None,
+    ) -> Any:
+        response = self._send(method, url, params=params, json=json)
         if response.status_code == 204 or not response.content:
             return None
         try:

@@ -7,17 +7,14 @@ operation; `--wait` follows it with a progress bar (see `cli.progress`).
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
-import httpx
 import typer
 
-from cli.client import ApiClient, JsonObject, QueryParams, api_error
+from cli.client import ApiClient, JsonObject
 from cli.config import resolve_credentials
-from cli.errors import ApiError, CliError, ExitCode, ServerUnreachable, UsageError
+from cli.errors import ApiError, CliError, ExitCode, UsageError
 from cli.output import Column, Output, OutputOption, field, text_of, time_field, timestamp
 from cli.progress import (
     OPERATION_COLUMNS,
@@ -45,59 +42,13 @@ DEFAULT_OPERATIONS_LIMIT = 50
 # --- the client ---------------------------------------------------------------------------------
 
 
-class ClustersApi(ApiClient):
-    """The API client plus what the clusters endpoints need: bare JSON lists, YAML, a request header."""
-
-    def get_list(self, path: str, params: QueryParams | None = None) -> list[JsonObject]:
-        """GET an endpoint that answers a JSON array (not a page)."""
-        data = self._request("GET", self.url(path), params=params)
-        if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
-            raise CliError(f"unexpected answer to {path}: expected a JSON array", ExitCode.SERVER)
-        return data
-
-    def get_text(self, path: str) -> str:
-        """GET an endpoint that answers text (the kubeconfig's YAML); errors still come as JSON."""
-        try:
-            response = self._http.get(self.url(path))
-        except httpx.TimeoutException as exc:
-            raise ServerUnreachable(f"the server at {self.server} did not answer in time") from exc
-        except httpx.TransportError as exc:
-            raise ServerUnreachable(
-                f"cannot reach the server at {self.server}: {str(exc).strip() or type(exc).__name__}"
-            ) from exc
-        if response.is_redirect or response.is_error:
-            if response.is_error:
-                raise api_error(response)
-            raise CliError(f"the server redirected GET {path}", ExitCode.UNEXPECTED)
-        return response.text
-
-    def request_delete(self, path: str) -> JsonObject:
-        """DELETE something whose removal is an operation (the API answers 202 with it)."""
-        data = self._request("DELETE", self.url(path))
-        if not isinstance(data, dict):
-            raise CliError(f"unexpected answer to DELETE {path}: expected an operation", ExitCode.SERVER)
-        return data
-
-    @contextmanager
-    def header(self, name: str, value: str | None) -> Iterator[None]:
-        """Send one more header with the requests made inside the block (none when `value` is None)."""
-        if value is None:
-            yield
-            return
-        self._http.headers[name] = value
-        try:
-            yield
-        finally:
-            del self._http.headers[name]
-
-
-def clusters_client(ctx: typer.Context) -> ClustersApi:
-    """A `ClustersApi` for the credentials of this run."""
+def clusters_client(ctx: typer.Context) -> ApiClient:
+    """An API client for the credentials of this run."""
     creds = resolve_credentials()
-    return ClustersApi(creds.server, creds.token, transport=state_of(ctx).transport)
+    return ApiClient(creds.server, creds.token, transport=state_of(ctx).transport)
 
 
-def find_cluster(api: ClustersApi, name: str) -> JsonObject:
+def find_cluster(api: ApiClient, name: str) -> JsonObject:
     """The live cluster with this exact name; exit 5 when there is none."""
     wanted = name.strip()
     if not wanted:
@@ -430,7 +381,7 @@ def _read_kubeconfig(source: str) -> str:
 
 
 def _follow_accepted(
-    out: Output, api: ClustersApi, accepted: JsonObject, *, verb: str, wait: bool, timeout: float | None
+    out: Output, api: ApiClient, accepted: JsonObject, *, verb: str, wait: bool, timeout: float | None
 ) -> None:
     cluster, operation = accepted.get("cluster"), accepted.get("operation")
     if not isinstance(cluster, dict) or not isinstance(operation, dict) or "id" not in operation:
@@ -459,7 +410,7 @@ def _follow_accepted(
     )
 
 
-def _fresh(api: ClustersApi, cluster: JsonObject) -> JsonObject:
+def _fresh(api: ApiClient, cluster: JsonObject) -> JsonObject:
     try:
         return api.get(cluster_path(cluster))
     except ApiError as exc:

@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from cli.client import ApiClient, JsonObject
-from cli.commands.clusters import ClustersApi, clusters_client
+from cli.commands.clusters import clusters_client
 from cli.errors import CliError, ExitCode, UsageError
 from cli.output import Column, OutputOption, field, text_of, time_field, timestamp
 from cli.runtime import CommandGroup, confirm, output_for, stdin_is_terminal
@@ -104,7 +104,7 @@ def find_provider(api: ApiClient, name: str) -> JsonObject:
     )
 
 
-def provider_kinds(api: ClustersApi) -> list[JsonObject]:
+def provider_kinds(api: ApiClient) -> list[JsonObject]:
     """The kinds of provider the server knows, with their fields."""
     return api.get_list(f"{PROVIDERS_PATH}kinds/")
 
