@@ -21,12 +21,17 @@ if not apps.ready:  # collected by the Django-free unit run (`-p no:django --noc
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
+from clusters.local import binaries
 from tests.factories import make_org, make_token, owner_of
 from tests.live import ROOT, LiveProcess
 
 pytestmark = [pytest.mark.live, pytest.mark.kube, pytest.mark.usefixtures("drop_org_schemas")]
 
 WAIT_TIMEOUT = "240"
+
+
+_VERSIONS = sorted(binaries.available_k8s_versions(), key=lambda v: tuple(int(p) for p in v.split(".")))
+OLDEST, NEWEST = (_VERSIONS[0], _VERSIONS[-1]) if _VERSIONS else ("", "")
 
 
 def flotilla(
@@ -72,7 +77,7 @@ def test_cluster_life_through_the_cli(live_flotilla: str, live_worker: LiveProce
 
     created = _ok(
         run(
-            "clusters", "create", "demo", "--pool", "name=p,size=small,count=1",
+            "clusters", "create", "demo", "--pool", "name=p,size=small,count=1", "--version", OLDEST,
             "--wait", "--timeout", WAIT_TIMEOUT, timeout=300,
         ),
         live_worker,
@@ -115,8 +120,17 @@ def test_cluster_life_through_the_cli(live_flotilla: str, live_worker: LiveProce
     kinds = json.loads(_ok(run("providers", "kinds", "-o", "json"), live_worker).stdout)
     assert {"local", "existing"} <= {k["kind"] for k in kinds}
 
+    upgrade = run("clusters", "upgrade", "demo", NEWEST, "--wait", "--timeout", WAIT_TIMEOUT, timeout=300)
+    _ok(upgrade, live_worker)
+    demo = json.loads(_ok(run("clusters", "get", "demo", "-o", "json"), live_worker).stdout)
+    assert (demo["version"], demo["observed_version"], demo["status"]) == (NEWEST, NEWEST, "ready")
+
     operations = json.loads(_ok(run("clusters", "operations", "demo", "-o", "json"), live_worker).stdout)
-    assert [(o["kind"], o["status"]) for o in operations] == [("scale", "succeeded"), ("create", "succeeded")]
+    assert [(o["kind"], o["status"]) for o in operations] == [
+        ("upgrade", "succeeded"),
+        ("scale", "succeeded"),
+        ("create", "succeeded"),
+    ]
 
     # The kubeconfig, merged into a file that already has another context, works with the client.
     kubeconfig = tmp_path / "kube" / "config"
