@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from django.db import connection
 from rest_framework.test import APIClient
 
 from orgs.choices import Role
@@ -27,10 +28,17 @@ def django_db_setup(django_db_setup: Any, django_db_blocker: Any) -> None:
 
 @pytest.fixture(autouse=True)
 def _public_schema_each_test() -> Iterator[None]:
-    """Every test starts, and leaves, the connection in the public schema."""
+    """Every test starts, and leaves, the connection in the public schema.
+
+    It also ends each test on a fresh database connection: a PostgreSQL backend that has created
+    (and rolled back) org schemas keeps their catalogue caches, so one connection kept for the
+    whole session gets slower with every org a test makes. Being autouse, this is torn down after
+    pytest-django has rolled the test back.
+    """
     use_public_schema()
     yield
     use_public_schema()
+    connection.close()
 
 
 @pytest.fixture
