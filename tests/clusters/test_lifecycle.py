@@ -79,7 +79,7 @@ def test_local_cluster_lifecycle(org_a) -> None:
 
         gpu = k8s.CoreV1Api(api).read_node("gpu-0")
     assert gpu.metadata.labels["accel"] == "yes"
-    assert gpu.spec.taints[0].key == "gpu"
+    assert "gpu" in {t.key for t in gpu.spec.taints}
     assert gpu.status.capacity["cpu"] == "8"
 
     with schema_context(org_a.schema_name):

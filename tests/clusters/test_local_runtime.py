@@ -218,7 +218,7 @@ def test_scale_a_pool_with_taints(local_cluster: LocalCluster) -> None:
         for n in local_cluster.core().list_node(label_selector="flotilla.io/pool=gpu").items
     }
     assert set(nodes) == {"gpu-0", "gpu-1"}
-    assert nodes["gpu-1"].spec.taints[0].key == "gpu"
+    assert "gpu" in {t.key for t in nodes["gpu-1"].spec.taints}
     runtime.scale_pool(name, NodePoolSpec(name="gpu", count=1))
     assert [
         n.metadata.name for n in local_cluster.core().list_node(label_selector="flotilla.io/pool=gpu").items

@@ -51,9 +51,14 @@ def test_simulated_nodes_follow_the_vms_and_destroy_removes_everything(
         # Capacity of the EC2 size each VM has: t3.small 2 vCPU / 2 GiB, t3.medium 2 vCPU / 4 GiB.
         assert (general.status.capacity["cpu"], general.status.capacity["memory"]) == ("2", "2Gi")
         assert nodes["gpu-0"].status.capacity["memory"] == "4Gi"
-        assert [(t.key, t.value, t.effect) for t in nodes["gpu-0"].spec.taints] == [
-            ("dedicated", "gpu", "NoSchedule")
+        # The pool's taint; Kubernetes' own `node.kubernetes.io/not-ready` may still be there for
+        # a moment (the node was just registered; readiness is the reconcile loop's business).
+        pool_taints = [
+            (t.key, t.value, t.effect)
+            for t in nodes["gpu-0"].spec.taints
+            if not t.key.startswith("node.kubernetes.io/")
         ]
+        assert pool_taints == [("dedicated", "gpu", "NoSchedule")]
         assert k8s.VersionApi(api.api_client).get_code().git_version.lstrip("v").startswith("1.36.1")
 
         pools[1].count = 0
