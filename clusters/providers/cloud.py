@@ -1,6 +1,6 @@
 """Clusters on cloud VMs through libcloud: k3s on plain VMs, one idempotent step at a time.
 
-`LibcloudDriver` is the same for every provider; `cloud_catalogue` holds the per-provider
+`LibcloudDriver` is the same for every provider; `clouds` holds the per-provider
 adapters and `k3s` the bootstrap (cloud-init, PKI, kubeconfig).
 
 A reconcile step does at most one thing at the provider, in this order:
@@ -39,7 +39,7 @@ from clusters.choices import ProviderKind, ResourceState
 from clusters.exceptions import CredentialsRejected, ProviderError
 from clusters.providers import k3s
 from clusters.providers.base import Outcome, ProviderDriver, ReconcileContext, Region, Size
-from clusters.providers.cloud_catalogue import (
+from clusters.providers.clouds import (
     DEFAULT_API_CIDRS,
     AzureApi,
     CloudApi,

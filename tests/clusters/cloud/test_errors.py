@@ -9,7 +9,7 @@ from libcloud.common.types import InvalidCredsError, MalformedResponseError
 
 from clusters.exceptions import CredentialsRejected, ProviderError
 from clusters.providers.cloud import Ec2Driver, OpenStackDriver, provider_error
-from clusters.providers.cloud_catalogue import checked_endpoint
+from clusters.providers.clouds import checked_endpoint
 
 
 def http_error(code: int, message: str) -> Exception:

@@ -1,0 +1,231 @@
+"""The shared part of the cloud adapters: Flotilla's own small types and the adapter interface."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from django.conf import settings as django_settings
+from libcloud.compute.base import NodeLocation, NodeSize
+from libcloud.compute.types import NodeState
+
+from clusters.exceptions import ProviderError
+from clusters.providers.base import CredentialField, Region, Size
+
+# Ports k3s needs between the cluster's own machines (never from anywhere else).
+K3S_MEMBER_PORTS: tuple[tuple[str, int, int], ...] = (
+    ("tcp", 6443, 6443),  # agents to the API server
+    ("tcp", 10250, 10250),  # kubelet (logs, exec, metrics)
+    ("udp", 8472, 8472),  # flannel VXLAN
+    ("udp", 51820, 51821),  # flannel WireGuard (IPv4, IPv6)
+)
+API_PORT = 6443
+DEFAULT_API_CIDRS = ("0.0.0.0/0",)
+CLUSTER_TAG = "flotilla-cluster"
+
+
+@dataclass(frozen=True)
+class FirewallRule:
+    """Admit `protocol` on ports from..to, from `cidrs` and/or from the cluster's own machines."""
+
+    protocol: str
+    from_port: int
+    to_port: int
+    cidrs: tuple[str, ...] = ()
+    members: bool = False
+
+
+def firewall_rules(api_cidrs: tuple[str, ...]) -> list[FirewallRule]:
+    """The API port for `api_cidrs`, and what k3s needs between members."""
+    return [FirewallRule("tcp", API_PORT, API_PORT, cidrs=api_cidrs)] + [
+        FirewallRule(protocol, low, high, members=True) for protocol, low, high in K3S_MEMBER_PORTS
+    ]
+
+
+@dataclass(frozen=True)
+class Vm:
+    """A VM as the provider reports it."""
+
+    id: str
+    name: str
+    running: bool
+    public_ips: tuple[str, ...]
+    private_ips: tuple[str, ...]
+    node: Any = field(default=None, compare=False, repr=False)
+
+    @property
+    def address(self) -> str:
+        """Where Flotilla reaches it: its public address, else its private one."""
+        return (self.public_ips or self.private_ips or ("",))[0]
+
+    @property
+    def member_address(self) -> str:
+        """Where the other members reach it: its private address, else its public one."""
+        return (self.private_ips or self.public_ips or ("",))[0]
+
+
+@dataclass(frozen=True)
+class VmRequest:
+    """One VM to create."""
+
+    name: str
+    size: str
+    user_data: str
+    cluster_tag: str
+    firewall_names: tuple[str, ...] = ()
+    firewall_ids: tuple[str, ...] = ()
+    idempotency_key: str = ""
+
+
+def ips_of(values: Any) -> tuple[str, ...]:
+    return tuple(str(v) for v in values or () if v and str(v) not in ("0.0.0.0", "::"))  # noqa: S104 (unassigned)
+
+
+def vm_of(node: Any) -> Vm:
+    """Flotilla's view of a libcloud node."""
+    return Vm(
+        id=str(node.id),
+        name=str(node.name),
+        running=node.state == NodeState.RUNNING,
+        public_ips=ips_of(node.public_ips),
+        private_ips=ips_of(node.private_ips),
+        node=node,
+    )
+
+
+def cpus_of(size: Any) -> float:
+    extra = size.extra or {}
+    for key in ("vcpus", "vcpu", "vcpu_count", "guestCpus", "numberOfCores", "cpu_count"):
+        value = extra.get(key)
+        if value is not None and value not in ("", "NA"):
+            return float(value)
+    return float(getattr(size, "vcpus", 0) or 0)
+
+
+def throwaway_ssh_key() -> str:
+    """A public key whose private half is never kept: for providers that insist on a login."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    raw = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    return raw.decode() + " flotilla-no-login"
+
+
+def checked_endpoint(url: str, field_name: str) -> Any:
+    """A provider endpoint given in an account's settings, refused when it points inside.
+
+    A tenant-supplied URL would otherwise let the Flotilla host make requests to its own
+    network (loopback, private, link-local addresses): the operator allows that explicitly
+    with `FLOTILLA_CLOUD_PRIVATE_ENDPOINTS` (emulators, on-premises clouds).
+    """
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ProviderError(
+            f"{field_name}: {url!r} is not an http(s) URL.",
+            retryable=False,
+            fields={field_name: ["Give an http:// or https:// URL."]},
+        )
+    if getattr(django_settings, "FLOTILLA_CLOUD_PRIVATE_ENDPOINTS", False):
+        return parts
+    try:
+        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
+    except OSError as exc:
+        raise ProviderError(
+            f"{field_name}: cannot resolve {parts.hostname}: {exc}", fields={field_name: [str(exc)]}
+        ) from exc
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if not address.is_global:
+            reason = f"{parts.hostname} is a non-public address ({address}), not allowed here."
+            raise ProviderError(f"{field_name}: {reason}", retryable=False, fields={field_name: [reason]})
+    return parts
+
+
+class CloudApi(ABC):
+    """One provider, as Flotilla uses it through libcloud."""
+
+    credential_fields: ClassVar[tuple[CredentialField, ...]] = ()
+    # Whether the provider's firewall can admit "members of this cluster" (a group or a tag).
+    member_firewall: ClassVar[bool] = False
+    default_image: ClassVar[str] = ""
+
+    def __init__(self, credentials: dict[str, str], settings: dict[str, Any], region: str = "") -> None:
+        self.credentials = credentials
+        self.settings = settings
+        self.region = region or str(settings.get("region") or "")
+
+    def credential(self, name: str) -> str:
+        value = str(self.credentials.get(name) or self.settings.get(name) or "").strip()
+        if not value:
+            raise ProviderError(
+                f"{name} is required.", retryable=False, fields={name: ["This field is required."]}
+            )
+        return value
+
+    @cached_property
+    def compute(self) -> Any:
+        """The libcloud compute driver (built on first use)."""
+        return self.build()
+
+    @abstractmethod
+    def build(self) -> Any:
+        """Construct the libcloud driver."""
+
+    def probe(self) -> None:
+        """One cheap authenticated call."""
+        self.compute.list_locations()
+
+    def regions(self) -> list[Region]:
+        return [Region(id=str(loc.id), name=str(loc.name or loc.id)) for loc in self.compute.list_locations()]
+
+    def sizes(self) -> list[Size]:
+        return [self.size_of(s) for s in self.compute.list_sizes()]
+
+    def size_of(self, size: Any) -> Size:
+        price = size.price
+        return Size(
+            id=str(size.id),
+            name=str(size.name or size.id),
+            cpus=cpus_of(size),
+            memory_mb=int(size.ram or 0),
+            price_hourly=float(price) if price not in (None, "") else None,
+        )
+
+    def location(self) -> Any:
+        return NodeLocation(id=self.region, name=self.region, country="", driver=self.compute)
+
+    def node_size(self, size: str) -> Any:
+        return NodeSize(id=size, name=size, ram=0, disk=0, bandwidth=0, price=0, driver=self.compute)
+
+    def image_id(self, size: str) -> str:
+        return str(self.settings.get("image") or self.default_image)
+
+    def list_vms(self, names: set[str]) -> list[Vm]:
+        """The provider's VMs with one of these names."""
+        return [vm for vm in map(vm_of, self.compute.list_nodes()) if vm.name in names]
+
+    @abstractmethod
+    def create_vm(self, request: VmRequest) -> Vm:
+        """Create one VM (its name is unique in the cluster)."""
+
+    def destroy_vm(self, name: str, vm: Vm | None) -> bool:
+        """Destroy a VM (None: not found) and what belongs to it; False while that is under way."""
+        if vm is not None:
+            self.compute.destroy_node(vm.node)
+        return True
+
+    def firewall_names(self, base: str) -> list[str]:
+        return [base] if self.member_firewall else []
+
+    def ensure_firewall(self, name: str, rules: list[FirewallRule], tag: str) -> str:
+        """Find or create the firewall and add the rules it lacks; its provider id."""
+        raise NotImplementedError
+
+    def delete_firewall(self, name: str, provider_id: str) -> bool:
+        """Delete it (gone already counts); False while machines still use it."""
+        return True

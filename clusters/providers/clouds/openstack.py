@@ -1,0 +1,116 @@
+"""OpenStack: Keystone v3 password auth, security groups that admit their own members."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from libcloud.common.exceptions import BaseHTTPError
+
+from clusters.exceptions import ProviderError
+from clusters.providers.base import CredentialField, Region
+from clusters.providers.clouds.base import (
+    CLUSTER_TAG,
+    CloudApi,
+    FirewallRule,
+    Vm,
+    VmRequest,
+    checked_endpoint,
+    vm_of,
+)
+
+
+class OpenStackApi(CloudApi):
+    """OpenStack (Keystone v3 password authentication); security groups admit members."""
+
+    credential_fields = (
+        CredentialField("auth_url", "Identity (Keystone) URL", secret=False),
+        CredentialField("username", "User name", secret=False),
+        CredentialField("password", "Password"),
+        CredentialField("project", "Project", secret=False),
+        CredentialField("domain", "Domain", secret=False, required=False, help="Default: Default"),
+        CredentialField("network", "Network", secret=False, required=False, help="Name or ID"),
+        CredentialField("image", "Image", secret=False, help="Name or ID of an Ubuntu image"),
+    )
+    member_firewall = True
+
+    def build(self) -> Any:
+        from libcloud.compute.drivers.openstack import OpenStack_2_NodeDriver
+
+        parts = checked_endpoint(self.credential("auth_url"), "auth_url")
+        return OpenStack_2_NodeDriver(  # type: ignore[no-untyped-call]
+            self.credential("username"),
+            self.credential("password"),
+            # libcloud appends /v3/auth/tokens itself; keep a path prefix (e.g. /identity).
+            ex_force_auth_url=f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/').removesuffix('/v3')}",
+            ex_force_auth_version="3.x_password",
+            ex_tenant_name=self.credential("project"),
+            ex_domain_name=str(self.settings.get("domain") or "Default"),
+            ex_force_service_region=self.region or None,
+        )
+
+    def probe(self) -> None:
+        self.compute.list_sizes()
+
+    def regions(self) -> list[Region]:
+        found = self.compute.connection.get_service_catalog().get_regions(service_type="compute")
+        return [Region(id=str(r), name=str(r)) for r in sorted(found)] or [Region(id="", name="(default)")]
+
+    def _find(self, items: list[Any], wanted: str, what: str) -> Any:
+        found = next((i for i in items if wanted in (str(i.id), str(i.name))), None)
+        if found is None:
+            raise ProviderError(f"{what} {wanted!r} not found.", retryable=False)
+        return found
+
+    def create_vm(self, request: VmRequest) -> Vm:
+        options: dict[str, Any] = {
+            "ex_userdata": request.user_data,
+            "ex_metadata": {CLUSTER_TAG: request.cluster_tag},
+        }
+        if self.settings.get("network"):
+            options["networks"] = [
+                self._find(self.compute.ex_list_networks(), str(self.settings["network"]), "Network")
+            ]
+        if request.firewall_ids:
+            groups = self.compute.ex_list_security_groups()
+            options["ex_security_groups"] = [
+                self._find(groups, i, "Security group") for i in request.firewall_ids
+            ]
+        image = self._find(self.compute.list_images(), self.credential("image"), "Image")
+        node = self.compute.create_node(
+            name=request.name, size=self.node_size(request.size), image=image, **options
+        )
+        return vm_of(node)
+
+    def ensure_firewall(self, name: str, rules: list[FirewallRule], tag: str) -> str:
+        group = next((g for g in self.compute.ex_list_security_groups() if g.name == name), None)
+        if group is None:
+            group = self.compute.ex_create_security_group(name, f"Flotilla cluster {tag}")
+        have = {
+            (str(r.ip_protocol), int(r.from_port or 0), int(r.to_port or 0), str(r.ip_range or r.group or ""))
+            for r in group.rules or []
+        }
+        for rule in rules:
+            sources = [(c, None) for c in rule.cidrs] + ([("", group)] if rule.members else [])
+            for cidr, source in sources:
+                key = (rule.protocol, rule.from_port, rule.to_port, cidr or str(group.id))
+                if key not in have:
+                    self.compute.ex_create_security_group_rule(
+                        group,
+                        rule.protocol,
+                        rule.from_port,
+                        rule.to_port,
+                        cidr=cidr or None,
+                        source_security_group=source,
+                    )
+        return str(group.id)
+
+    def delete_firewall(self, name: str, provider_id: str) -> bool:
+        for group in self.compute.ex_list_security_groups():
+            if str(group.id) == provider_id or (not provider_id and group.name == name):
+                try:
+                    self.compute.ex_delete_security_group(group)
+                except BaseHTTPError as exc:
+                    if exc.code == 409:
+                        return False  # still used by servers being deleted
+                    raise
+        return True
