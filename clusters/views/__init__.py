@@ -1,0 +1,1 @@
+"""Portal pages of the clusters app. Thin: parse the form, call a service or selector, render."""
