@@ -84,7 +84,7 @@ from django.test.utils import CaptureQueriesContext
 from django_tenants.utils import schema_context
 from clusters.models import Cluster
 from clusters.providers.registry import driver_for
-from clusters.services import reconcile
+from clusters.services import health, reconcile
 
 def kube_seconds(profile):
     stats = pstats.Stats(profile)
@@ -104,9 +104,9 @@ with schema_context("org_bench"):
                 if label == "reconcile":
                     ctx = reconcile.Context(cluster, None, "org_bench")
                     assert driver.reconcile(ctx).done
-                    assert reconcile.converged(cluster, managed=True).done
+                    assert health.converged(cluster, managed=True).done
                 else:
-                    reconcile.refresh_cluster_health(cluster.pk)
+                    health.refresh_cluster_health(cluster.pk)
                 profile.disable()
                 total = time.perf_counter() - start
             rows[label].append((total, total - kube_seconds(profile)))

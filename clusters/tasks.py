@@ -7,7 +7,7 @@ fanning out per org.
 
 from __future__ import annotations
 
-from clusters.services import reconcile
+from clusters.services import health, reconcile
 
 
 def run_operation(operation_id: int) -> str:
@@ -16,12 +16,12 @@ def run_operation(operation_id: int) -> str:
 
 
 def refresh_cluster_health(cluster_id: int) -> str:
-    """Health check of one cluster of the current org."""
-    return reconcile.refresh_cluster_health(cluster_id)
+    """Health check of one cluster of the current org (see clusters.services.health)."""
+    return health.refresh_cluster_health(cluster_id)
 
 
 def tick() -> dict[str, int]:
     """Every minute: requeue operations whose worker died, and queue due health checks."""
     counts = reconcile.sweep_operations()
-    counts["health_checks"] = reconcile.refresh_all_health()
+    counts["health_checks"] = health.refresh_all_health()
     return counts

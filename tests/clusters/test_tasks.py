@@ -17,7 +17,8 @@ from clusters.choices import ClusterStatus, OperationStatus
 from clusters.local.runtime import LocalRuntime
 from clusters.models import Cluster, ClusterEvent, Operation, ProviderAccount
 from clusters.services import clusters as cluster_services
-from clusters.services.reconcile import refresh_cluster_health, sweep_operations
+from clusters.services.health import refresh_cluster_health
+from clusters.services.reconcile import sweep_operations
 from config.tasks import run_in_schema
 from orgs.audit.models import AuditEntry
 from orgs.models import Organization
