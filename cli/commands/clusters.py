@@ -13,9 +13,18 @@ from typing import Annotated
 import typer
 
 from cli.client import ApiClient, JsonObject
+from cli.cluster_tables import (
+    CLUSTER_COLUMNS,
+    EVENT_COLUMNS,
+    NODE_COLUMNS,
+    POOL_COLUMNS,
+    cluster_rows,
+    nodes_cell,
+)
 from cli.config import resolve_credentials
 from cli.errors import ApiError, CliError, ExitCode, UsageError
-from cli.output import Column, Output, OutputOption, field, text_of, time_field, timestamp
+from cli.output import Output, OutputOption, text_of
+from cli.pools import POOL_SYNTAX, parse_pool
 from cli.progress import (
     OPERATION_COLUMNS,
     OPERATIONS_PATH,
@@ -24,7 +33,6 @@ from cli.progress import (
     describe,
     follow,
     operation_call,
-    operation_cell,
     operation_id,
     parse_timeout,
 )
@@ -33,9 +41,6 @@ from cli.runtime import CommandGroup, confirm, output_for, state_of, stdin_is_te
 app = CommandGroup(help="Kubernetes clusters: create, import, scale, upgrade, delete; their operations.")
 
 CLUSTERS_PATH = "clusters/"
-TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
-POOL_KEYS = ("name", "size", "count", "labels", "taints")
-POOL_SYNTAX = "name=NAME,size=SIZE,count=N[,labels=k:v;k2:v2][,taints=key=value:NoSchedule;key2:NoExecute]"
 DEFAULT_OPERATIONS_LIMIT = 50
 
 
@@ -77,178 +82,6 @@ def find_pool(cluster: JsonObject, pool_name: str) -> JsonObject:
 def cluster_path(cluster: JsonObject) -> str:
     """The API path of a cluster."""
     return f"{CLUSTERS_PATH}{cluster['id']}/"
-
-
-# --- --pool -------------------------------------------------------------------------------------
-
-
-def parse_pool(spec: str) -> JsonObject:
-    """`name=web,size=small,count=3[,labels=a:b;c:d][,taints=key=value:NoSchedule]` as the API's pool."""
-    values: dict[str, str] = {}
-    for part in spec.split(","):
-        if not part.strip():
-            continue
-        key, sep, value = part.partition("=")
-        key = key.strip()
-        if not sep:
-            raise _pool_error(spec, f"{part.strip()!r} is not key=value")
-        if key not in POOL_KEYS:
-            raise _pool_error(spec, f"unknown key {key!r} (known: {', '.join(POOL_KEYS)})")
-        if key in values:
-            raise _pool_error(spec, f"{key} is given twice")
-        values[key] = value.strip()
-    for required in ("name", "size", "count"):
-        if not values.get(required):
-            raise _pool_error(spec, f"{required} is missing")
-    count = values["count"]
-    if not (count.isascii() and count.isdigit()):
-        raise _pool_error(spec, f"count must be a whole number, not {count!r}")
-    return {
-        "name": values["name"],
-        "size": values["size"],
-        "count": int(count),
-        "labels": _parse_labels(spec, values.get("labels", "")),
-        "taints": _parse_taints(spec, values.get("taints", "")),
-    }
-
-
-def _parse_labels(spec: str, text: str) -> dict[str, str]:
-    labels: dict[str, str] = {}
-    for item in filter(None, (chunk.strip() for chunk in text.split(";"))):
-        # Label keys and values never contain ':' or '=', so either separates them.
-        cut = min((i for i in (item.find(":"), item.find("=")) if i >= 0), default=-1)
-        if cut <= 0:
-            raise _pool_error(spec, f"label {item!r} is not key:value")
-        labels[item[:cut].strip()] = item[cut + 1 :].strip()
-    return labels
-
-
-def _parse_taints(spec: str, text: str) -> list[dict[str, str]]:
-    taints: list[dict[str, str]] = []
-    for item in filter(None, (chunk.strip() for chunk in text.split(";"))):
-        rest, sep, effect = item.rpartition(":")
-        if not sep:
-            rest, effect = item, "NoSchedule"
-        if effect not in TAINT_EFFECTS:
-            raise _pool_error(spec, f"taint {item!r}: the effect must be one of {', '.join(TAINT_EFFECTS)}")
-        key, _, value = rest.partition("=")
-        if not key.strip():
-            raise _pool_error(spec, f"taint {item!r} has no key")
-        taints.append({"key": key.strip(), "value": value.strip(), "effect": effect})
-    return taints
-
-
-def _pool_error(spec: str, reason: str) -> UsageError:
-    return UsageError(f"--pool {spec!r}: {reason}", hint=f"--pool {POOL_SYNTAX}")
-
-
-# --- columns ------------------------------------------------------------------------------------
-
-
-def nodes_cell(cluster: JsonObject) -> str:
-    """`ready/total`."""
-    return f"{text_of(cluster.get('nodes_ready'))}/{text_of(cluster.get('nodes_total'))}"
-
-
-def version_cell(cluster: JsonObject) -> str:
-    """The version, or `observed -> desired` while they differ."""
-    desired, observed = cluster.get("version"), cluster.get("observed_version")
-    if observed and desired and observed != desired:
-        return f"{observed} -> {desired}"
-    return text_of(desired or observed)
-
-
-def status_cell(cluster: JsonObject) -> str:
-    """The status (the reason stays for `clusters get`)."""
-    return text_of(cluster.get("status"))
-
-
-CLUSTER_COLUMNS = [
-    field("name"),
-    Column("status", status_cell, no_wrap=True),
-    field("provider"),
-    field("region"),
-    Column("version", version_cell, no_wrap=True),
-    Column("nodes", nodes_cell, no_wrap=True),
-    Column("operation", lambda c: operation_cell(c.get("active_operation")), no_wrap=True),
-]
-
-
-def pool_labels(pool: JsonObject) -> str:
-    """`k=v,k2=v2`."""
-    labels = pool.get("labels") or {}
-    return ",".join(f"{k}={v}" for k, v in labels.items()) if isinstance(labels, dict) and labels else "-"
-
-
-def pool_taints(pool: JsonObject) -> str:
-    """`key=value:Effect,...`."""
-    taints = pool.get("taints") or []
-    if not isinstance(taints, list) or not taints:
-        return "-"
-    parts = []
-    for taint in taints:
-        if isinstance(taint, dict):
-            value = f"={taint['value']}" if taint.get("value") else ""
-            parts.append(f"{taint.get('key')}{value}:{taint.get('effect', 'NoSchedule')}")
-    return ",".join(parts) or "-"
-
-
-POOL_COLUMNS = [
-    field("name"),
-    field("size", no_wrap=True),
-    field("count", no_wrap=True),
-    Column("labels", pool_labels),
-    Column("taints", pool_taints),
-    Column("removing", lambda p: "yes" if p.get("removing") else "", no_wrap=True),
-]
-NODE_COLUMNS = [
-    field("name", no_wrap=True),
-    field("pool_name", "pool"),
-    Column("ready", lambda n: "yes" if n.get("ready") else "no", no_wrap=True),
-    field("kubelet_version", "version", no_wrap=True),
-    field("cpu", no_wrap=True),
-    field("memory", no_wrap=True),
-    field("internal_ip", "ip", no_wrap=True),
-]
-EVENT_COLUMNS = [
-    time_field("created_at", "time"),
-    field("level", no_wrap=True),
-    field("message"),
-    field("operation", no_wrap=True),
-]
-
-
-def cluster_rows(cluster: JsonObject) -> list[tuple[str, str]]:
-    """The labelled lines of `clusters get`."""
-    status = text_of(cluster.get("status"))
-    if cluster.get("status_reason"):
-        status += f" ({cluster['status_reason']})"
-    operation = cluster.get("active_operation")
-    rows = [
-        ("Name", text_of(cluster.get("name"))),
-        ("Id", text_of(cluster.get("id"))),
-        ("Status", status),
-        ("Provider", f"{text_of(cluster.get('provider'))} ({text_of(cluster.get('provider_kind'))})"),
-        ("Region", text_of(cluster.get("region"))),
-        ("Version", text_of(cluster.get("version"))),
-        ("Observed version", text_of(cluster.get("observed_version"))),
-        ("API endpoint", text_of(cluster.get("api_endpoint"))),
-        ("Nodes ready", nodes_cell(cluster)),
-    ]
-    if isinstance(operation, dict):
-        step = f" - {operation['step']}" if operation.get("step") else ""
-        rows.append(("Operation", f"{text_of(operation.get('id'))} {operation_cell(operation)}{step}"))
-    for condition in cluster.get("conditions") or []:
-        if isinstance(condition, dict):
-            reason = f" ({condition['reason']})" if condition.get("reason") else ""
-            rows.append(
-                (f"  {text_of(condition.get('type'))}", f"{text_of(condition.get('status'))}{reason}")
-            )
-    rows += [
-        ("Health checked", timestamp(cluster.get("health_checked_at"))),
-        ("Created", timestamp(cluster.get("created_at"))),
-    ]
-    return rows
 
 
 def _refuse_without_yes(yes: bool, what: str) -> None:

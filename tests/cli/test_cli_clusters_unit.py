@@ -19,9 +19,9 @@ from typer.testing import CliRunner, Result
 from cli import progress, runtime
 from cli.commands import clusters as clusters_cmd
 from cli.commands import providers as providers_cmd
-from cli.commands.clusters import parse_pool
 from cli.errors import UsageError
 from cli.main import build_app
+from cli.pools import parse_pool
 
 SERVER = "http://flotilla.test"
 TOKEN = "flt_0123abcd_s3cr3t"
