@@ -1,16 +1,24 @@
-"""DigitalOcean, Linode and Vultr: token-authenticated, no member firewall in libcloud."""
+"""DigitalOcean, Linode and Vultr: token-authenticated.
+
+DigitalOcean's cloud firewall admits "members of this cluster" by droplet tag; libcloud's driver
+has no calls for it, so the adapter sends them through the driver's own authenticated connection.
+Linode and Vultr get no firewall from Flotilla (their firewalls match addresses, not members).
+"""
 
 from __future__ import annotations
 
+import json
 import secrets
 from typing import Any
 
+from libcloud.common.exceptions import BaseHTTPError
 from libcloud.compute.base import NodeImage
 
 from clusters.exceptions import ProviderError
 from clusters.providers.base import CredentialField, Region, Size
 from clusters.providers.clouds.base import (
     CloudApi,
+    FirewallRule,
     Vm,
     VmRequest,
     cpus_of,
@@ -18,12 +26,56 @@ from clusters.providers.clouds.base import (
     vm_of,
 )
 
+# A DigitalOcean firewall denies whatever its outbound rules do not allow: the VMs download k3s.
+DO_ALL_OUT = [
+    {"protocol": protocol, "destinations": {"addresses": ["0.0.0.0/0", "::/0"]}}
+    | ({"ports": "0"} if protocol != "icmp" else {})
+    for protocol in ("tcp", "udp", "icmp")
+]
+
+
+def _do_ports(rule: FirewallRule) -> str:
+    return str(rule.from_port) if rule.from_port == rule.to_port else f"{rule.from_port}-{rule.to_port}"
+
+
+def _do_inbound(rules: list[FirewallRule], tag: str) -> list[dict[str, Any]]:
+    """One inbound rule per port range; sources are addresses and/or the cluster's tag."""
+    inbound = []
+    for rule in rules:
+        sources: dict[str, list[str]] = {}
+        if rule.cidrs:
+            sources["addresses"] = list(rule.cidrs)
+        if rule.members:
+            sources["tags"] = [tag]
+        inbound.append({"protocol": rule.protocol, "ports": _do_ports(rule), "sources": sources})
+    return inbound
+
+
+def _do_missing(wanted: list[dict[str, Any]], existing: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The parts of `wanted` that the firewall's rules do not admit yet."""
+    have: set[tuple[str, str, str, str]] = set()
+    for rule in existing:
+        ports = "0" if str(rule.get("ports")) in ("all", "") else str(rule.get("ports"))
+        for kind, values in (rule.get("sources") or {}).items():
+            have.update((str(rule.get("protocol")), ports, kind, str(v)) for v in values or [])
+    missing = []
+    for rule in wanted:
+        sources = {
+            kind: [v for v in values if (rule["protocol"], rule["ports"], kind, v) not in have]
+            for kind, values in rule["sources"].items()
+        }
+        sources = {kind: values for kind, values in sources.items() if values}
+        if sources:
+            missing.append({**rule, "sources": sources})
+    return missing
+
 
 class DigitalOceanApi(CloudApi):
-    """DigitalOcean droplets."""
+    """DigitalOcean droplets, behind a cloud firewall that follows the cluster's tag."""
 
     credential_fields = (CredentialField("token", "API token"),)
     default_image = "ubuntu-24-04-x64"
+    member_firewall = True
 
     def build(self) -> Any:
         from libcloud.compute.drivers.digitalocean import DigitalOceanNodeDriver
@@ -44,6 +96,46 @@ class DigitalOceanApi(CloudApi):
             ex_user_data=request.user_data,
         )
         return vm_of(node)
+
+    def _firewalls(self) -> list[dict[str, Any]]:
+        return list(self.compute._paginated_request("/v2/firewalls", "firewalls"))
+
+    def ensure_firewall(self, name: str, rules: list[FirewallRule], tag: str) -> str:
+        """Find the firewall by name (a worker may have died after creating it) or create it.
+
+        It applies to every droplet tagged `tag`, so new VMs are covered from their first boot.
+        """
+        wanted = _do_inbound(rules, tag)
+        found = next((f for f in self._firewalls() if f.get("name") == name), None)
+        if found is None:
+            body = {"name": name, "tags": [tag], "inbound_rules": wanted, "outbound_rules": DO_ALL_OUT}
+            created = self.compute.connection.request("/v2/firewalls", data=json.dumps(body), method="POST")
+            return str(created.object["firewall"]["id"])
+        missing = _do_missing(wanted, list(found.get("inbound_rules") or []))
+        if tag not in (found.get("tags") or []):
+            self.compute.connection.request(
+                f"/v2/firewalls/{found['id']}/tags", data=json.dumps({"tags": [tag]}), method="POST"
+            )
+        if missing:
+            self.compute.connection.request(
+                f"/v2/firewalls/{found['id']}/rules",
+                data=json.dumps({"inbound_rules": missing, "outbound_rules": DO_ALL_OUT}),
+                method="POST",
+            )
+        return str(found["id"])
+
+    def delete_firewall(self, name: str, provider_id: str) -> bool:
+        if not provider_id:
+            found = next((f for f in self._firewalls() if f.get("name") == name), None)
+            if found is None:
+                return True
+            provider_id = str(found["id"])
+        try:
+            self.compute.connection.request(f"/v2/firewalls/{provider_id}", method="DELETE")
+        except BaseHTTPError as exc:
+            if exc.code != 404:
+                raise
+        return True
 
 
 class LinodeApi(CloudApi):

@@ -97,6 +97,46 @@ class FakeDigitalOcean:
         mock.add_callback("GET", f"{DO}/droplets", callback=self.list)
         mock.add_callback("POST", f"{DO}/droplets", callback=self.create)
         mock.add_callback("DELETE", re.compile(rf"{DO}/droplets/\d+"), callback=self.delete)
+        self.firewalls: dict[str, dict[str, Any]] = {}
+        mock.add_callback("GET", f"{DO}/firewalls", callback=self.list_firewalls)
+        mock.add_callback("POST", f"{DO}/firewalls", callback=self.create_firewall)
+        mock.add_callback("POST", re.compile(rf"{DO}/firewalls/[\w-]+/rules"), callback=self.add_rules)
+        mock.add_callback("DELETE", re.compile(rf"{DO}/firewalls/[\w-]+"), callback=self.delete_firewall)
+
+    def list_firewalls(self, request: Any) -> tuple[int, dict[str, str], str]:
+        return 200, {}, json.dumps({"firewalls": list(self.firewalls.values()), "links": {}})
+
+    def create_firewall(self, request: Any) -> tuple[int, dict[str, str], str]:
+        body = payload(request)
+        firewall = {"id": f"fw-{len(self.firewalls) + 1}", "status": "succeeded", **body}
+        self.firewalls[firewall["id"]] = firewall
+        return 202, {}, json.dumps({"firewall": firewall})
+
+    def add_rules(self, request: Any) -> tuple[int, dict[str, str], str]:
+        firewall = self.firewalls[request.url.split("/firewalls/")[1].split("/")[0]]
+        for key, rules in payload(request).items():
+            firewall[key] = firewall.get(key, []) + rules
+        return 204, {}, ""
+
+    def delete_firewall(self, request: Any) -> tuple[int, dict[str, str], str]:
+        firewall_id = request.url.rsplit("/", 1)[1].split("?")[0]
+        if self.firewalls.pop(firewall_id, None) is None:
+            return (
+                404,
+                {},
+                json.dumps({"id": "not_found", "message": "The resource you requested could not be found."}),
+            )
+        return 204, {}, ""
+
+    def admitted(self, protocol: str, ports: str) -> dict[str, set[str]]:
+        """Who may reach `ports`, over all firewalls: {"addresses": {...}, "tags": {...}}."""
+        found: dict[str, set[str]] = {"addresses": set(), "tags": set()}
+        for firewall in self.firewalls.values():
+            for rule in firewall.get("inbound_rules", []):
+                if (rule["protocol"], rule["ports"]) == (protocol, ports):
+                    for kind, values in rule["sources"].items():
+                        found[kind].update(values)
+        return found
 
     def list(self, request: Any) -> tuple[int, dict[str, str], str]:
         for droplet in self.droplets.values():
@@ -171,19 +211,66 @@ def test_digitalocean_creates_and_destroys_a_cluster(http: responses.RequestsMoc
         and server["size"] == "s-2vcpu-4gb"
         and server["image"] == "ubuntu-24-04-x64"
     )
-    assert server["tags"] == [cluster_tag(ext)]
+    tag = cluster_tag(ext)
+    assert server["tags"] == [tag]
+    # The firewall follows the cluster's tag: the API port from anywhere (api_cidrs' default),
+    # k3s's member ports from the cluster's own droplets only, nothing else (no SSH).
+    [firewall] = fake.firewalls.values()
+    assert firewall["name"] == tag and firewall["tags"] == [tag]
+    assert fake.admitted("tcp", "6443") == {"addresses": {"0.0.0.0/0"}, "tags": {tag}}
+    assert fake.admitted("tcp", "10250") == {"addresses": set(), "tags": {tag}}
+    assert fake.admitted("udp", "8472") == {"addresses": set(), "tags": {tag}}
+    assert fake.admitted("tcp", "22") == {"addresses": set(), "tags": set()}
+    assert {(r["protocol"], r.get("ports")) for r in firewall["outbound_rules"]} == {
+        ("tcp", "0"),
+        ("udp", "0"),
+        ("icmp", None),
+    }
+    [record] = ctx.resources("firewall")
+    assert record.provider_id == firewall["id"]
     server_config = yaml.safe_load(yaml.safe_load(server["user_data"])["write_files"][-1]["content"])
-    # No firewall that admits members only: pod traffic goes over WireGuard.
-    assert server_config["flannel-backend"] == "wireguard-native"
+    # A firewall admits members only, so flannel's VXLAN is not reachable from outside.
+    assert server_config["flannel-backend"] == "vxlan"
     agent_config = yaml.safe_load(yaml.safe_load(agent["user_data"])["write_files"][-1]["content"])
     assert agent_config["server"] == "https://10.110.0.1:6443"
     assert ctx.endpoint == "https://203.0.113.1:6443"
-    assert ctx.resources("firewall") == []
 
     drive(driver, ctx, destroy=True)
 
     assert fake.droplets == {}
+    assert fake.firewalls == {}
     assert ctx.resources() == []
+
+
+def test_digitalocean_firewall_left_by_a_dead_worker_is_adopted_and_completed(
+    http: responses.RequestsMock,
+) -> None:
+    """Created at DigitalOcean but never recorded: found by name, its missing rules added, no second one."""
+    fake = FakeDigitalOcean(http)
+    driver = DigitalOceanDriver({"token": "dop_v1_good"}, {"api_cidrs": "198.51.100.0/24"})
+    ctx = FakeContext(make_cluster("shop", region="ams3"), [make_pool("general", "s-2vcpu-4gb", 1)])
+    tag = cluster_tag(ctx.cluster.external_name)
+    fake.firewalls["fw-old"] = {
+        "id": "fw-old",
+        "name": tag,
+        "tags": [tag],
+        "inbound_rules": [{"protocol": "tcp", "ports": "6443", "sources": {"tags": [tag]}}],
+        "outbound_rules": [],
+    }
+
+    drive(driver, ctx)
+
+    assert list(fake.firewalls) == ["fw-old"]
+    assert fake.admitted("tcp", "6443") == {"addresses": {"198.51.100.0/24"}, "tags": {tag}}
+    assert fake.admitted("udp", "51820-51821") == {"addresses": set(), "tags": {tag}}
+    [record] = ctx.resources("firewall")
+    assert record.provider_id == "fw-old"
+    # Already deleted by hand: destroy still finishes.
+    del fake.firewalls["fw-old"]
+
+    drive(driver, ctx, destroy=True)
+
+    assert fake.droplets == {} and ctx.resources() == []
 
 
 # --- Linode --------------------------------------------------------------------------------------
