@@ -5,7 +5,7 @@ adapters and `k3s` the bootstrap (cloud-init, PKI, kubeconfig).
 
 A reconcile step does at most one thing at the provider, in this order:
 1. the cluster's firewall (where the provider can admit "members only": EC2, GCE, OpenStack,
-   DigitalOcean);
+   DigitalOcean, Azure);
 2. surplus VMs destroyed, highest index first (scale down, removed pools);
 3. missing VMs created — the server first, agents once the server has an address. Each VM is
    recorded (`plan_resource`) before it is created and looked up by name before creating it, so
