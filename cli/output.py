@@ -158,11 +158,12 @@ class Output:
 
 
 def print_error(error: CliError) -> None:
-    """`error: <message>`, then one `  field: reason` line per field error, then the hint (stderr)."""
+    """`error: <message>`, then one `  field: reason` line per other field error, then the hint (stderr)."""
     typer.echo(f"{typer.style('error:', fg='red', bold=True)} {error.message}", err=True)
     for name, reasons in error.fields.items():
         for reason in reasons:
-            typer.echo(f"  {name}: {reason}", err=True)
+            if f"{name}: {reason}" != error.message:  # the message already says it
+                typer.echo(f"  {name}: {reason}", err=True)
     if error.hint:
         typer.echo(f"hint: {error.hint}", err=True)
 

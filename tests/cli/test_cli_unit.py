@@ -691,7 +691,6 @@ def test_field_errors_are_listed_one_per_line(
     assert result.exit_code == 2
     assert result.stderr.splitlines() == [
         "error: name: May not be blank.",
-        "  name: May not be blank.",
         '  role: "god" is not a valid choice.',
         "  role: Second reason.",
     ]
