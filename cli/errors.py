@@ -17,6 +17,8 @@ class ExitCode(IntEnum):
     CONFLICT = 6
     RATE_LIMITED = 7
     SERVER = 8
+    # What a shell reports for a process killed by SIGPIPE: the output's reader went away.
+    BROKEN_PIPE = 141
 
 
 class CliError(Exception):

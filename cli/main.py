@@ -20,6 +20,7 @@ Exit codes (scripts can rely on them; also in docs/cli.md):
     9  `--wait`: the operation failed or was cancelled (its error is printed)
    10  `--wait --timeout`: the operation had not finished in time (it goes on)
   130  `--wait`: interrupted with Ctrl-C (the operation goes on; it is not cancelled)
+  141  the output's reader went away (e.g. `flotilla clusters list | head -1`); nothing more is printed
 
 For a 4xx the API's error code decides when it names one of these cases (`not_authenticated`
 is 3 even when sent with 403); command-line mistakes caught by the parser also exit 2.

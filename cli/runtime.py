@@ -79,6 +79,10 @@ def guarded(func: F) -> F:
             raise typer.Exit(int(exc.exit_code)) from None
         except (typer.Exit, typer.Abort):
             raise
+        except BrokenPipeError:
+            # `flotilla ... | head`: the reader has what it wanted. Stop quietly, as Unix tools do.
+            _discard_stdout()
+            raise typer.Exit(int(ExitCode.BROKEN_PIPE)) from None
         except Exception as exc:
             if os.environ.get(TRACEBACK_ENV):
                 raise
@@ -91,6 +95,17 @@ def guarded(func: F) -> F:
             raise typer.Exit(int(ExitCode.UNEXPECTED)) from None
 
     return cast(F, wrapper)
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null, so that flushing it at exit does not fail a second time."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass  # no real file descriptor (e.g. captured output)
+    finally:
+        os.close(devnull)
 
 
 class CommandGroup(typer.Typer):
