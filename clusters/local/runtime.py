@@ -255,6 +255,10 @@ class LocalRuntime:
             link.unlink(missing_ok=True)
             link.symlink_to(binaries.paths(version=target)[command])
         self._start(name, timeout=timeout, failure=f"local cluster {name!r} did not come back on {target}")
+        # The simulated kubelets are "upgraded" with the control plane.
+        api = self.core_api(name)
+        for node in api.list_node().items:
+            api.patch_node_status(node.metadata.name, {"status": {"nodeInfo": _node_versions(target)}})
 
     def _write_config(self, name: str) -> Path:
         log = self.log_file(name)
@@ -381,13 +385,14 @@ class LocalRuntime:
             key=_node_index,
         )
         wanted = [f"{pool.name}-{i}" for i in range(pool.count)]
-        for node_name in wanted:
-            if node_name not in existing:
-                try:
-                    api.create_node(_node_body(node_name, pool))
-                except ApiException as exc:
-                    if exc.status != 409:
-                        raise
+        missing = [n for n in wanted if n not in existing]
+        version = self.running_version(name) if missing else ""
+        for node_name in missing:
+            try:
+                api.create_node(_node_body(node_name, pool, version))
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
         for node_name in existing:
             if node_name not in wanted:
                 try:
@@ -521,7 +526,12 @@ def _is_ready(node: Any) -> bool:
     return any(c.type == "Ready" and c.status == "True" for c in (node.status.conditions or []))
 
 
-def _node_body(name: str, pool: NodePoolSpec) -> dict[str, Any]:
+def _node_versions(version: str) -> dict[str, str]:
+    """What a node reports of its kubelet (kwok keeps these instead of its own version)."""
+    return {"kubeletVersion": f"v{version}", "kubeProxyVersion": f"v{version}"}
+
+
+def _node_body(name: str, pool: NodePoolSpec, version: str) -> dict[str, Any]:
     capacity = {"cpu": pool.cpu, "memory": pool.memory, "pods": str(pool.pods)}
     return {
         "apiVersion": "v1",
@@ -546,5 +556,19 @@ def _node_body(name: str, pool: NodePoolSpec) -> dict[str, Any]:
             },
         },
         "spec": {"taints": [{"key": t.key, "value": t.value, "effect": t.effect} for t in pool.taints]},
-        "status": {"capacity": capacity, "allocatable": capacity},
+        "status": {
+            "capacity": capacity,
+            "allocatable": capacity,
+            "nodeInfo": {
+                "architecture": "amd64",
+                "operatingSystem": "linux",
+                "containerRuntimeVersion": "kwok",
+                "kernelVersion": "kwok",
+                "osImage": "kwok simulated node",
+                "bootID": "",
+                "machineID": "",
+                "systemUUID": "",
+                **_node_versions(version),
+            },
+        },
     }

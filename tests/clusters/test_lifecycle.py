@@ -42,6 +42,10 @@ def test_local_cluster_lifecycle(org_a) -> None:
     assert cluster.status == ClusterStatus.READY
     assert cluster.observed_version == old
     assert _nodes(org_a, cluster) == {"p0": {"p0-0", "p0-1"}, "p1": {"p1-0"}}
+    with schema_context(org_a.schema_name):
+        assert set(Node.objects.filter(cluster=cluster).values_list("kubelet_version", flat=True)) == {
+            f"v{old}"
+        }
     runtime = LocalRuntime()
     assert cluster.external_name in runtime.list_clusters()
 
@@ -95,6 +99,9 @@ def test_local_cluster_lifecycle(org_a) -> None:
     cluster = reload(org_a, cluster)
     assert (cluster.status, cluster.observed_version) == (ClusterStatus.READY, new)
     assert sum(len(v) for v in _nodes(org_a, cluster).values()) == 4, "nodes survive the upgrade"
+    with schema_context(org_a.schema_name):
+        kubelets = set(Node.objects.filter(cluster=cluster).values_list("kubelet_version", flat=True))
+    assert kubelets == {f"v{new}"}, "the simulated kubelets move with the control plane"
 
     pids = runtime.pids(cluster.external_name)
     assert pids

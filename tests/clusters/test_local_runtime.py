@@ -46,6 +46,8 @@ def test_nodes_are_ready_with_pool_labels_and_capacity(local_cluster: LocalClust
     assert nodes["edge-0"].status.capacity["cpu"] == "2"
     version = k8s.VersionApi(local_cluster.api()).get_code()
     assert version.git_version == "v" + binaries.available_k8s_versions()[0]
+    # The simulated kubelets report the cluster's version (kwok would report its own).
+    assert {n.status.node_info.kubelet_version for n in nodes.values()} == {version.git_version}
 
 
 def test_deployment_pods_run_on_simulated_nodes(local_cluster: LocalCluster, kube_namespace: str) -> None:
