@@ -353,10 +353,7 @@ def upgrade_cluster(actor: Actor, cluster: Cluster, *, version: str) -> Operatio
         _require_managed(cluster, "upgrade")
         if target == cluster.version:
             raise ValidationFailed.for_field("version", f"{cluster.name} already runs {target}.")
-        if _version_key(target) < _version_key(cluster.version):
-            raise ValidationFailed.for_field(
-                "version", f"Kubernetes does not support downgrades ({cluster.version} to {target})."
-            )
+        specs.check_upgrade(cluster.version, target)
         before = cluster.version
         cluster.version = target
         cluster.save(update_fields=["version", "updated_at"])
@@ -364,10 +361,6 @@ def upgrade_cluster(actor: Actor, cluster: Cluster, *, version: str) -> Operatio
             actor, "cluster.upgraded", obj=cluster, before={"version": before}, after={"version": target}
         )
         return _start_operation(actor, cluster, OperationKind.UPGRADE, {"from": before, "to": target})
-
-
-def _version_key(version: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in version.lstrip("v").split(".") if p.isdigit())
 
 
 def delete_cluster(actor: Actor, cluster: Cluster) -> Operation:

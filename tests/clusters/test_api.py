@@ -261,3 +261,18 @@ def test_imported_clusters_are_not_scaled(client_a: APIClient, org_a: Organizati
         pool = NodePool.objects.create(cluster=cluster, name="observed", size="", count=1)
     assert_error(client_a.patch(f"{BASE}{cluster.pk}/pools/{pool.pk}/", {"count": 2}, format="json"), 400)
     assert_error(client_a.post(f"{BASE}{cluster.pk}/upgrade/", {"version": "1.35.4"}, format="json"), 400)
+
+
+def test_refused_upgrades_are_400_and_change_nothing(client_a: APIClient, org_a: Organization) -> None:
+    created = create(client_a, "u", version="1.36.1")
+    url = f"{BASE}{created['cluster']['id']}/upgrade/"
+
+    down = assert_error(client_a.post(url, {"version": "1.35.4"}, format="json"), 400, field="version")
+    assert "downgrades" in down["fields"]["version"][0]
+    assert_error(client_a.post(url, {"version": "1.36.1"}, format="json"), 400, field="version")
+    assert_error(client_a.post(url, {"version": "1.99.0"}, format="json"), 400, field="version")
+
+    with schema_context(org_a.schema_name):
+        cluster = Cluster.objects.get(pk=created["cluster"]["id"])
+        assert cluster.version == "1.36.1"
+        assert list(cluster.operations.values_list("kind", flat=True)) == ["create"]
