@@ -187,7 +187,8 @@ def api_client(kubeconfig: str) -> Iterator[k8s.ApiClient]:
     yield cached_client(kubeconfig)
 
 
-def _explain(exc: Exception, server: str) -> KubeError:
+def explain(exc: Exception, server: str) -> KubeError:
+    """A failed call to `server` as an error a user can act on."""
     if isinstance(exc, ApiException):
         if exc.status in (401, 403):
             return KubeError(f"{server} refused the credentials (HTTP {exc.status}: {exc.reason})")
@@ -213,11 +214,12 @@ def observe(kubeconfig: str) -> Observation:
             version = k8s.VersionApi(api).get_code(_request_timeout=REQUEST_TIMEOUT).git_version
             nodes = k8s.CoreV1Api(api).list_node(_request_timeout=REQUEST_TIMEOUT).items
         except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
-            raise _explain(exc, server) from exc
-    return Observation(version=plain_version(str(version)), nodes=[_node_info(n) for n in nodes])
+            raise explain(exc, server) from exc
+    return Observation(version=plain_version(str(version)), nodes=[node_info(n) for n in nodes])
 
 
-def _node_info(node: Any) -> NodeInfo:
+def node_info(node: Any) -> NodeInfo:
+    """What Flotilla keeps of a Node object."""
     status = node.status
     conditions = status.conditions or [] if status else []
     addresses = (status.addresses or []) if status else []

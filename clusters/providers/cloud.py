@@ -7,10 +7,12 @@ A reconcile step does at most one thing at the provider, in this order:
 1. the cluster's firewall (where the provider can admit "members only": EC2, GCE, OpenStack,
    DigitalOcean, Azure);
 2. surplus VMs destroyed, highest index first (scale down, removed pools);
-3. missing VMs created — the server first, agents once the server has an address. Each VM is
+3. VMs on another Kubernetes version upgraded in place, the server first, one at a time (a Job
+   per node through the cluster's API; see `k3s_upgrade`);
+4. missing VMs created — the server first, agents once the server has an address. Each VM is
    recorded (`plan_resource`) before it is created and looked up by name before creating it, so
    a worker killed in between adopts the VM instead of making a second one;
-4. when every VM runs: the kubeconfig (built from Flotilla's own PKI and the server's address).
+5. when every VM runs: the kubeconfig (built from Flotilla's own PKI and the server's address).
 Kubernetes readiness (nodes Ready) is then checked by the reconcile loop through the kubeconfig.
 
 Simulation (`"bootstrap": "local"` in the account's settings, never the default): the VMs are
@@ -38,7 +40,8 @@ from libcloud.common.vultr import VultrException
 
 from clusters.choices import ProviderKind, ResourceState
 from clusters.exceptions import CredentialsRejected, ProviderError
-from clusters.providers import k3s
+from clusters.kube import KubeError
+from clusters.providers import k3s, k3s_upgrade
 from clusters.providers.base import Outcome, ProviderDriver, ReconcileContext, Region, Size
 from clusters.providers.clouds import (
     DEFAULT_API_CIDRS,
@@ -178,6 +181,26 @@ class _Step:
     seen: Observed
 
 
+def check_upgrade_path(running: set[str], target: str) -> None:
+    """k3s (like Kubernetes) moves one minor version at a time, and never back."""
+
+    def minor(version: str) -> tuple[int, int]:
+        major, minor_part = version.split(".")[:2]
+        return int(major), int(minor_part)
+
+    for version in sorted(running):
+        if minor(version) > minor(target) or (minor(version) == minor(target) and version > target):
+            raise ProviderError(
+                f"The VMs run Kubernetes {version}: moving back to {target} is not possible.", retryable=False
+            )
+        if minor(target)[1] - minor(version)[1] > 1 or minor(target)[0] != minor(version)[0]:
+            raise ProviderError(
+                f"The VMs run Kubernetes {version}: upgrade one minor version at a time "
+                f"(to {minor(version)[0]}.{minor(version)[1] + 1} first), as k3s requires.",
+                retryable=False,
+            )
+
+
 def vm_name(external_name: str, pool: str, index: int) -> str:
     """`<cluster>-<pool>-<index>`, kept within a host name's 63 characters."""
     name = f"{external_name}-{pool}-{index}"
@@ -257,11 +280,12 @@ class LibcloudDriver(ProviderDriver):
             if outcome is not None:
                 return outcome
             records = {r.name: r for r in ctx.resources(VM)}
-            self._check_version(cluster.version, records)
             wanted = self._wanted(ctx, records)
             seen = Observed.of(api, set(records) | {w.name for w in wanted})
             step = _Step(ctx, api, release, records, wanted, seen)
-            for action in (self._forget_lost, self._remove_surplus, self._create_missing):
+            # Upgrades come before new VMs, which boot on the new version (a kubelet must never be
+            # newer than its API server).
+            for action in (self._forget_lost, self._remove_surplus, self._upgrade, self._create_missing):
                 outcome = action(step)
                 if outcome is not None:
                     return outcome
@@ -295,16 +319,47 @@ class LibcloudDriver(ProviderDriver):
                 return Outcome.step(f"Firewall {name} ready", progress=5)
         return None
 
-    @staticmethod
-    def _check_version(version: str, records: dict[str, CloudResource]) -> None:
-        running = {str(r.data.get("version")) for r in records.values() if r.state == ResourceState.CREATED}
-        running.discard("None")
-        if running and running != {version.lstrip("v")}:
-            raise ProviderError(
-                f"The cluster's VMs run Kubernetes {', '.join(sorted(running))}: changing the version "
-                "of a cluster on cloud VMs is not supported yet.",
-                retryable=False,
+    def _upgrade(self, step: _Step) -> Outcome | None:
+        """Move the VMs that run another version to the cluster's: the server first, one at a time."""
+        ctx, target = step.ctx, step.ctx.cluster.version.lstrip("v")
+        stale = sorted(
+            (
+                r
+                for r in step.records.values()
+                if r.state == ResourceState.CREATED and r.data.get("version") not in (None, target)
+            ),
+            key=lambda r: (r.data.get("role") != "server", r.name),
+        )
+        if not stale:
+            return None
+        check_upgrade_path({str(r.data["version"]) for r in stale}, target)
+        if self.simulated:
+            return self._simulate_upgrade(ctx, stale, target)
+        record = stale[0]
+        total = sum(1 for r in step.records.values() if r.state == ResourceState.CREATED)
+        progress = 20 + int(60 * (total - len(stale)) / max(total, 1))
+        install_url = str(self.settings.get("k3s_install_url") or k3s.INSTALL_URL)
+        try:
+            found = k3s_upgrade.advance(
+                ctx.cluster.kubeconfig_text(),
+                record.name,
+                mode="server" if record.data.get("role") == "server" else "agent",
+                release=step.release,
+                install_url=install_url,
+                image=str(self.settings.get("k3s_upgrade_image") or k3s_upgrade.DEFAULT_IMAGE),
             )
+        except KubeError:
+            # The API server restarts while the server node upgrades: wait (the step timeout bounds it).
+            return Outcome.wait(
+                f"Upgrading node {record.name} to k3s {step.release}", seconds=5, progress=progress
+            )
+        except k3s_upgrade.UpgradeFailed as exc:
+            raise ProviderError(str(exc), retryable=False) from exc
+        if not found.done:
+            return Outcome.wait(found.message, seconds=5, progress=progress)
+        ctx.resource_created(record, record.provider_id, {"version": target})
+        ctx.event(f"{found.message} ({total - len(stale) + 1}/{total} nodes)")
+        return Outcome.step(found.message, progress=progress)
 
     @staticmethod
     def _wanted(ctx: ReconcileContext, records: dict[str, CloudResource]) -> list[WantedVm]:
@@ -483,6 +538,22 @@ class LibcloudDriver(ProviderDriver):
                 str(exc), retryable=not isinstance(exc, BinariesMissing | HostLimitReached)
             ) from exc
         return Outcome.finished(f"{len(vms)} VMs running; simulated nodes registered (simulation)")
+
+    def _simulate_upgrade(
+        self, ctx: ReconcileContext, stale: Sequence[CloudResource], target: str
+    ) -> Outcome:
+        """The simulation's stand-in for k3s upgrading on the VMs: the local control plane moves."""
+        from clusters.local.errors import BinariesMissing, LocalClusterError
+        from clusters.local.runtime import LocalRuntime
+
+        try:
+            LocalRuntime().upgrade(ctx.cluster.external_name, target)
+        except LocalClusterError as exc:
+            raise ProviderError(str(exc), retryable=not isinstance(exc, BinariesMissing)) from exc
+        for record in stale:
+            ctx.resource_created(record, record.provider_id, {"version": target})
+        ctx.event(f"Simulation: local control plane and {len(stale)} simulated nodes moved to {target}")
+        return Outcome.step(f"Upgraded to {target} (simulation)", progress=60)
 
     # --- destroy ----------------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ import base64
 import hashlib
 import json
 import secrets
+import shlex
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -215,14 +216,20 @@ def _node_settings(role: NodeRole) -> dict[str, Any]:
     return settings
 
 
-def _install_command(k3s_release: str, mode: str, install_url: str) -> list[str]:
-    # The script is fetched over HTTPS (retried while the VM's network comes up) and reads
-    # CONFIG_PATH itself; INSTALL_K3S_VERSION pins the release.
-    script = (
-        f"curl -sfL --retry 20 --retry-delay 3 --retry-connrefused {install_url} | "
-        f"INSTALL_K3S_VERSION='{k3s_release}' INSTALL_K3S_EXEC='{mode}' sh -"
+def install_script(k3s_release: str, mode: str, install_url: str) -> str:
+    """The shell line that installs (or upgrades in place) k3s `mode` ("server" or "agent").
+
+    The script is fetched over HTTPS (retried while the VM's network comes up) and reads
+    CONFIG_PATH itself, so the node keeps its settings; INSTALL_K3S_VERSION pins the release.
+    """
+    return (
+        f"curl -sfL --retry 20 --retry-delay 3 --retry-connrefused {shlex.quote(install_url)} | "
+        f"INSTALL_K3S_VERSION={shlex.quote(k3s_release)} INSTALL_K3S_EXEC={shlex.quote(mode)} sh -"
     )
-    return ["sh", "-c", script]
+
+
+def _install_command(k3s_release: str, mode: str, install_url: str) -> list[str]:
+    return ["sh", "-c", install_script(k3s_release, mode, install_url)]
 
 
 def _cloud_config(files: list[dict[str, str]], command: list[str]) -> str:

@@ -62,6 +62,7 @@ class FakeContext:
     def store_kubeconfig(self, kubeconfig: str, *, endpoint: str = "") -> None:
         self.kubeconfig = kubeconfig
         self.endpoint = endpoint
+        self.cluster.kubeconfig = kubeconfig  # as the loop saves it (drivers read it back from the cluster)
 
     def secret(self, key: str, make: Callable[[], str]) -> str:
         if key not in self.secrets:

@@ -12,7 +12,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from clusters.exceptions import CredentialsRejected, ProviderError
-from clusters.providers.cloud import Ec2Driver, cluster_tag
+from clusters.providers.cloud import Ec2Driver, check_upgrade_path, cluster_tag
 from clusters.providers.k3s import CertKey
 from tests.clusters.cloud.conftest import Ec2Account
 from tests.clusters.cloud.fake_context import FakeContext, WorkerKilled, drive, make_cluster, make_pool
@@ -179,8 +179,7 @@ def test_user_data_carries_the_ca_the_token_labels_and_taints(ec2: Ec2Account) -
     assert config["node-name"] == f"{ext}-general-0"
     assert config["node-label"] == ["flotilla.io/pool=general", "tier=web"]
     assert "node-taint" not in config
-    assert "INSTALL_K3S_VERSION='v1.36.1+k3s1'" in server["runcmd"][0][2]
-    assert "INSTALL_K3S_EXEC='server'" in server["runcmd"][0][2]
+    assert "INSTALL_K3S_VERSION=v1.36.1+k3s1 INSTALL_K3S_EXEC=server sh -" in server["runcmd"][0][2]
 
     agent = user_data(ec2, found[f"{ext}-gpu-0"]["InstanceId"])
     assert not [f for f in agent["write_files"] if f["path"].startswith(tls)], "CA keys stay on the server"
@@ -191,7 +190,7 @@ def test_user_data_carries_the_ca_the_token_labels_and_taints(ec2: Ec2Account) -
     assert config["token"] == f"K10{digest}::server:{token}"
     assert config["node-label"] == ["flotilla.io/pool=gpu"]
     assert config["node-taint"] == ["dedicated=gpu:NoSchedule"]
-    assert "INSTALL_K3S_EXEC='agent'" in agent["runcmd"][0][2]
+    assert "INSTALL_K3S_EXEC=agent sh -" in agent["runcmd"][0][2]
 
 
 def test_a_vm_created_before_a_worker_died_is_adopted_not_duplicated(ec2: Ec2Account) -> None:
@@ -258,15 +257,35 @@ def test_the_pool_running_the_server_cannot_be_emptied(ec2: Ec2Account) -> None:
     assert len(instances(ec2, ctx)) == 2
 
 
-def test_changing_the_version_of_running_vms_is_refused(ec2: Ec2Account) -> None:
+def test_moving_running_vms_back_a_version_is_refused(ec2: Ec2Account) -> None:
     driver = ec2.driver()
     ctx = new_context(general=1, gpu=0)
     drive(driver, ctx)
 
     ctx.cluster.version = "1.35.4"
-    with pytest.raises(ProviderError, match="not supported yet") as refused:
+    with pytest.raises(ProviderError, match=r"moving back to 1\.35\.4 is not possible") as refused:
         driver.reconcile(ctx)  # type: ignore[arg-type]
     assert refused.value.retryable is False
+
+
+@pytest.mark.parametrize(
+    ("running", "target", "reason"),
+    [
+        ({"1.34.2"}, "1.36.1", r"one minor version at a time \(to 1.35 first\)"),
+        ({"1.36.1"}, "1.35.4", "moving back"),
+        ({"1.36.2"}, "1.36.1", "moving back"),
+        ({"1.35.4", "1.34.1"}, "1.36.1", "to 1.35 first"),
+    ],
+)
+def test_upgrade_paths_that_k3s_cannot_take(running: set[str], target: str, reason: str) -> None:
+    with pytest.raises(ProviderError, match=reason) as refused:
+        check_upgrade_path(running, target)
+    assert refused.value.retryable is False
+
+
+def test_upgrade_paths_that_k3s_can_take() -> None:
+    check_upgrade_path({"1.35.4"}, "1.36.1")
+    check_upgrade_path({"1.36.0", "1.35.9"}, "1.36.1")
 
 
 def test_destroy_leaves_no_instance_and_no_security_group(ec2: Ec2Account) -> None:

@@ -26,14 +26,14 @@ def core(kubeconfig: str) -> k8s.CoreV1Api:
 def test_simulated_nodes_follow_the_vms_and_destroy_removes_everything(
     ec2: Ec2Account, local_runtime: LocalRuntime
 ) -> None:
-    if "1.36.1" not in binaries.available_k8s_versions():
-        pytest.fail("Kubernetes 1.36.1 binaries are not built: python -m clusters.local.binaries build")
+    if not {"1.35.4", "1.36.1"} <= set(binaries.available_k8s_versions()):
+        pytest.fail("Kubernetes 1.35.4 and 1.36.1 are not built: python -m clusters.local.binaries build")
     driver = ec2.driver(bootstrap="local")
     pools = [
         make_pool("general", "t3.small", 2, labels={"tier": "web"}),
         make_pool("gpu", "t3.medium", 1, taints=[GPU_TAINT]),
     ]
-    ctx = FakeContext(make_cluster("sim"), pools)
+    ctx = FakeContext(make_cluster("sim", version="1.35.4"), pools)
     ext = ctx.cluster.external_name
 
     try:
@@ -59,7 +59,7 @@ def test_simulated_nodes_follow_the_vms_and_destroy_removes_everything(
             if not t.key.startswith("node.kubernetes.io/")
         ]
         assert pool_taints == [("dedicated", "gpu", "NoSchedule")]
-        assert k8s.VersionApi(api.api_client).get_code().git_version.lstrip("v").startswith("1.36.1")
+        assert k8s.VersionApi(api.api_client).get_code().git_version == "v1.35.4"
 
         pools[1].count = 0
         drive(driver, ctx)
@@ -67,6 +67,15 @@ def test_simulated_nodes_follow_the_vms_and_destroy_removes_everything(
         remaining = {"general-0", "general-1"}
         # The API may list a deleted node for a moment while it goes.
         wait_for(lambda: {n.metadata.name for n in api.list_node().items} == remaining, what="gpu-0 to go")
+
+        # An upgrade moves the simulation's control plane and nodes; the VMs stay as they are.
+        before = instances(ec2, ctx)
+        ctx.cluster.version = "1.36.1"
+        drive(driver, ctx)
+        assert k8s.VersionApi(api.api_client).get_code().git_version == "v1.36.1"
+        assert {n.status.node_info.kubelet_version for n in api.list_node().items} == {"v1.36.1"}
+        assert {r.data["version"] for r in ctx.resources("vm")} == {"1.36.1"}
+        assert instances(ec2, ctx).keys() == before.keys()
 
         drive(driver, ctx, destroy=True)
 
