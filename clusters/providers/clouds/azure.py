@@ -55,10 +55,6 @@ def _azure_driver_class() -> Any:
     return Driver
 
 
-def _ports(rule: FirewallRule) -> str:
-    return str(rule.from_port) if rule.from_port == rule.to_port else f"{rule.from_port}-{rule.to_port}"
-
-
 def _security_rules(rules: list[FirewallRule], members_id: str) -> list[dict[str, Any]]:
     """Inbound rules of the NSG: addresses to any machine, members to members, the rest of the VNet denied.
 
@@ -68,7 +64,7 @@ def _security_rules(rules: list[FirewallRule], members_id: str) -> list[dict[str
     members = [{"id": members_id}]
     allowed: list[tuple[str, dict[str, Any]]] = []
     for rule in rules:
-        ports = _ports(rule)
+        ports = rule.port_range
         common: dict[str, Any] = {
             "direction": "Inbound",
             "access": "Allow",

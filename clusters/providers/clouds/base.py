@@ -41,6 +41,11 @@ class FirewallRule:
     cidrs: tuple[str, ...] = ()
     members: bool = False
 
+    @property
+    def port_range(self) -> str:
+        """`"6443"` or `"51820-51821"`, as most providers' APIs write ports."""
+        return str(self.from_port) if self.from_port == self.to_port else f"{self.from_port}-{self.to_port}"
+
 
 def firewall_rules(api_cidrs: tuple[str, ...]) -> list[FirewallRule]:
     """The API port for `api_cidrs`, and what k3s needs between members."""

@@ -34,10 +34,6 @@ DO_ALL_OUT = [
 ]
 
 
-def _do_ports(rule: FirewallRule) -> str:
-    return str(rule.from_port) if rule.from_port == rule.to_port else f"{rule.from_port}-{rule.to_port}"
-
-
 def _do_inbound(rules: list[FirewallRule], tag: str) -> list[dict[str, Any]]:
     """One inbound rule per port range; sources are addresses and/or the cluster's tag."""
     inbound = []
@@ -47,7 +43,7 @@ def _do_inbound(rules: list[FirewallRule], tag: str) -> list[dict[str, Any]]:
             sources["addresses"] = list(rule.cidrs)
         if rule.members:
             sources["tags"] = [tag]
-        inbound.append({"protocol": rule.protocol, "ports": _do_ports(rule), "sources": sources})
+        inbound.append({"protocol": rule.protocol, "ports": rule.port_range, "sources": sources})
     return inbound
 
 
