@@ -6,7 +6,6 @@ htmx fragments that re-fetch themselves when portal.js relays a `cluster.changed
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +24,7 @@ from clusters.forms import (
 )
 from clusters.models import Cluster, NodePool, Operation
 from clusters.services import clusters as cluster_services
+from clusters.services import specs
 from clusters.views.common import (
     GONE,
     Catalogue,
@@ -133,8 +133,15 @@ def _live_context(request: HttpRequest, cluster: Cluster) -> dict[str, Any]:
     }
 
 
-def _version_key(version: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in re.findall(r"\d+", version))
+def _upgrade_targets(current: str, offered: Sequence[str]) -> list[str]:
+    """The versions an upgrade can move to (newer, at most one minor version ahead)."""
+    targets = []
+    for version in offered:
+        try:
+            targets.append(specs.check_upgrade(current, version))
+        except FlotillaError:
+            continue
+    return targets
 
 
 def _detail_context(
@@ -163,11 +170,7 @@ def _detail_context(
         "can_update": can_update,
         "can_delete": can(actor, Action.CLUSTER_DELETE) and cluster.status != ClusterStatus.DELETED,
         "pool_form": pool_form,
-        "upgrade_versions": [
-            (v, "downgrade" if _version_key(v) < _version_key(cluster.version) else "")
-            for v in catalogue.versions
-            if v != cluster.version
-        ],
+        "upgrade_versions": _upgrade_targets(cluster.version, catalogue.versions),
         "catalogue_error": catalogue.error,
     }
 

@@ -355,6 +355,12 @@ class TestClusterPage:
         assert f"flotilla:cluster-{cluster.pk}.changed from:body" in page
         assert "Requested by" in page and "requested by owner@alpha.test" in page  # operations, timeline
 
+    def test_only_upgrades_are_offered(self, org_a: Organization, member: Client) -> None:
+        cluster = make_cluster(org_a, "top", version=NEWEST)
+        page = member.get(f"/o/alpha/clusters/{cluster.pk}/").content.decode()
+        assert f'<option value="{OLDEST}">' not in page  # a downgrade is never offered
+        assert f"top runs {NEWEST}; the provider offers no newer version to move to." in page
+
     def test_owner_can_delete(self, org_a: Organization, owner: Client) -> None:
         cluster = make_cluster(org_a)
         page = owner.get(f"/o/alpha/clusters/{cluster.pk}/").content.decode()
