@@ -5,14 +5,17 @@ adapters and `k3s` the bootstrap (cloud-init, PKI, kubeconfig).
 
 A reconcile step does at most one thing at the provider, in this order:
 1. the cluster's firewall (where the provider can admit "members only": EC2, GCE, OpenStack,
-   DigitalOcean, Azure);
+   DigitalOcean, Azure; Linode and Vultr, whose firewalls admit members by address);
 2. surplus VMs destroyed, highest index first (scale down, removed pools);
 3. VMs on another Kubernetes version upgraded in place, the server first, one at a time (a Job
    per node through the cluster's API; see `k3s_upgrade`);
 4. missing VMs created — the server first, agents once the server has an address. Each VM is
    recorded (`plan_resource`) before it is created and looked up by name before creating it, so
    a worker killed in between adopts the VM instead of making a second one;
-5. when every VM runs: the kubeconfig (built from Flotilla's own PKI and the server's address).
+5. when every VM runs, for address firewalls (Linode, Vultr): any VM not behind the firewall is
+   put behind it, then its rules are made exactly the API port from `api_cidrs` and k3s's ports
+   from the running VMs' addresses (a pass with nothing changed only reads);
+6. when every VM runs: the kubeconfig (built from Flotilla's own PKI and the server's address).
 Kubernetes readiness (nodes Ready) is then checked by the reconcile loop through the kubeconfig.
 
 Simulation (`"bootstrap": "local"` in the account's settings, never the default): the VMs are
@@ -298,6 +301,10 @@ class LibcloudDriver(ProviderDriver):
                     seconds=5,
                     progress=45,
                 )
+            if api.address_firewall:
+                outcome = self._admit_members(ctx, api, [vm for _, vm in observed if vm is not None])
+                if outcome is not None:
+                    return outcome
             if self.simulated:
                 return self._simulate(ctx, api, live)
             server = next(vm for r, vm in observed if vm is not None and r.data.get("role") == "server")
@@ -317,6 +324,26 @@ class LibcloudDriver(ProviderDriver):
                 ctx.resource_created(record, provider_id)
                 ctx.event(f"Firewall {name} ready (API port and member traffic only)")
                 return Outcome.step(f"Firewall {name} ready", progress=5)
+        return None
+
+    def _admit_members(self, ctx: ReconcileContext, api: CloudApi, vms: list[Vm]) -> Outcome | None:
+        """Address firewalls: every running VM behind them, member ports from exactly their addresses.
+
+        Runs on every pass once all VMs run, so a scale up or down reaches the rules on the next one;
+        with nothing changed it only reads.
+        """
+        firewalls = ctx.resources(FIREWALL)
+        joined = api.join_firewalls(vms, tuple(r.provider_id for r in firewalls))
+        if joined:
+            names = ", ".join(sorted(joined))
+            ctx.event(f"Put VMs behind the cluster's firewall: {names}")
+            return Outcome.step(f"VMs put behind the firewall: {names}", progress=48)
+        addresses = sorted({vm.member_address for vm in vms})
+        rules = firewall_rules(self._api_cidrs())
+        for record in firewalls:
+            if api.admit_members(record.name, record.provider_id, rules, addresses):
+                ctx.event(f"Firewall {record.name} admits k3s's ports from {', '.join(addresses)} only")
+                return Outcome.step(f"Firewall admits the cluster's {len(addresses)} machines", progress=50)
         return None
 
     def _upgrade(self, step: _Step) -> Outcome | None:

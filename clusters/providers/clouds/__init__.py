@@ -2,8 +2,9 @@
 
 An adapter says which credentials the provider takes, how to build its libcloud driver, how to
 list regions and sizes, which image a VM boots, how a VM is created, and whether (and how) the
-provider gives a firewall that can admit "members of this cluster only". Everything else — the
-order of steps, crash safety, the k3s bootstrap — is shared in `clusters.providers.cloud`.
+provider gives a firewall that admits "members of this cluster only" (by group or tag, or by
+address, kept equal to the running VMs). Everything else — the order of steps, crash safety, the
+k3s bootstrap — is shared in `clusters.providers.cloud`.
 
 Adapters return Flotilla's own small types (`Vm`, `Region`, `Size`); libcloud's objects stay
 inside this package and `cloud.py`. Libcloud's exceptions are translated there, once.

@@ -157,6 +157,8 @@ class CloudApi(ABC):
     credential_fields: ClassVar[tuple[CredentialField, ...]] = ()
     # Whether the provider's firewall can admit "members of this cluster" (a group or a tag).
     member_firewall: ClassVar[bool] = False
+    # Whether the provider's firewall admits members by address, kept up to date as VMs come and go.
+    address_firewall: ClassVar[bool] = False
     default_image: ClassVar[str] = ""
 
     def __init__(self, credentials: dict[str, str], settings: dict[str, Any], region: str = "") -> None:
@@ -225,11 +227,29 @@ class CloudApi(ABC):
         return True
 
     def firewall_names(self, base: str) -> list[str]:
-        return [base] if self.member_firewall else []
+        return [base] if self.member_firewall or self.address_firewall else []
 
     def ensure_firewall(self, name: str, rules: list[FirewallRule], tag: str) -> str:
         """Find or create the firewall and add the rules it lacks; its provider id."""
         raise NotImplementedError
+
+    def admit_members(
+        self, name: str, provider_id: str, rules: list[FirewallRule], addresses: list[str]
+    ) -> bool:
+        """Make the firewall's rules exactly the API rule and the member rules from `addresses`.
+
+        For address firewalls: True when something changed (one change per step), False when the
+        rules already were those.
+        """
+        return False
+
+    def join_firewalls(self, vms: list[Vm], firewall_ids: tuple[str, ...]) -> list[str]:
+        """Put running VMs that are not behind the cluster's firewalls yet behind them; their names.
+
+        For providers where that is a call of its own (a VM found before it was recorded, one from
+        before the firewall existed); VMs already behind them are left as they are.
+        """
+        return []
 
     def delete_firewall(self, name: str, provider_id: str) -> bool:
         """Delete it (gone already counts); False while machines still use it."""

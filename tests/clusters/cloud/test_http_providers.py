@@ -325,6 +325,43 @@ class FakeLinode:
         mock.add_callback("GET", f"{LINODE}/linode/instances", callback=self.list)
         mock.add_callback("POST", f"{LINODE}/linode/instances", callback=self.create)
         mock.add_callback("DELETE", re.compile(rf"{LINODE}/linode/instances/\d+"), callback=self.delete)
+        # The cluster's cloud firewall (its rules are checked in test_address_firewalls.py).
+        self.firewalls: dict[str, dict[str, Any]] = {}
+        firewall = rf"{LINODE}/networking/firewalls/(\d+)"
+        mock.add_callback("GET", f"{LINODE}/networking/firewalls", callback=self.list_firewalls)
+        mock.add_callback("POST", f"{LINODE}/networking/firewalls", callback=self.create_firewall)
+        mock.add_callback("GET", re.compile(rf"{firewall}/rules"), callback=self.firewall_part)
+        mock.add_callback("PUT", re.compile(rf"{firewall}/rules"), callback=self.firewall_part)
+        mock.add_callback("GET", re.compile(rf"{firewall}/devices"), callback=self.firewall_part)
+        mock.add_callback("POST", re.compile(rf"{firewall}/devices"), callback=self.firewall_part)
+        mock.add_callback("DELETE", re.compile(rf"{firewall}(\?.*)?$"), callback=self.delete_firewall)
+
+    @staticmethod
+    def page(data: list[dict[str, Any]]) -> tuple[int, dict[str, str], str]:
+        return 200, {}, json.dumps({"data": data, "page": 1, "pages": 1, "results": len(data)})
+
+    def list_firewalls(self, request: Any) -> tuple[int, dict[str, str], str]:
+        return self.page(list(self.firewalls.values()))
+
+    def create_firewall(self, request: Any) -> tuple[int, dict[str, str], str]:
+        firewall = {"id": 700 + len(self.firewalls), "devices": []} | payload(request)
+        self.firewalls[str(firewall["id"])] = firewall
+        return 200, {}, json.dumps(firewall)
+
+    def firewall_part(self, request: Any) -> tuple[int, dict[str, str], str]:
+        firewall_id, part = request.url.split("/firewalls/")[1].split("?")[0].split("/")
+        firewall = self.firewalls[firewall_id]
+        if request.method == "PUT":
+            firewall["rules"] = payload(request)
+        elif request.method == "POST":
+            firewall["devices"].append({"id": len(firewall["devices"]), "entity": payload(request)})
+        elif part == "devices":
+            return self.page(firewall["devices"])
+        return 200, {}, json.dumps(firewall[part])
+
+    def delete_firewall(self, request: Any) -> tuple[int, dict[str, str], str]:
+        self.firewalls.pop(request.url.split("/firewalls/")[1].split("?")[0])
+        return 200, {}, "{}"
 
     def _linode(self, body: dict[str, Any], number: int, status: str) -> dict[str, Any]:
         return {
@@ -417,7 +454,7 @@ def test_linode_creates_and_destroys_a_cluster(http: responses.RequestsMock) -> 
     assert sorted(i["label"] for i in fake.instances.values()) == [f"{ext}-batch-0", f"{ext}-general-0"]
 
     drive(driver, ctx, destroy=True)
-    assert fake.instances == {}
+    assert fake.instances == {} and fake.firewalls == {}
     assert ctx.resources() == []
 
 
