@@ -20,7 +20,8 @@ Kubernetes readiness (nodes Ready) is then checked by the reconcile loop through
 
 Simulation (`"bootstrap": "local"` in the account's settings, never the default): the VMs are
 real at the provider (or its emulator), but instead of talking to k3s on them, Flotilla starts
-a local control plane on the worker's host and registers one simulated node per running VM.
+a local control plane on the worker's host and registers one simulated node per running VM
+(`cloud_simulation`).
 It exists for demos and tests against emulated clouds whose VMs never boot.
 """
 
@@ -30,22 +31,18 @@ import hashlib
 import ipaddress
 import secrets
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
-import requests
-from libcloud.common.exceptions import BaseHTTPError, RateLimitReachedError
-from libcloud.common.linode import LinodeException, LinodeExceptionV4
-from libcloud.common.types import InvalidCredsError, LibcloudError
-from libcloud.common.vultr import VultrException
-
 from clusters.choices import ProviderKind, ResourceState
-from clusters.exceptions import CredentialsRejected, ProviderError
+from clusters.exceptions import ProviderError
 from clusters.kube import KubeError
+from clusters.providers import cloud_simulation as simulation
 from clusters.providers import k3s, k3s_upgrade
 from clusters.providers.base import Outcome, ProviderDriver, ReconcileContext, Region, Size
+from clusters.providers.cloud_errors import LIBCLOUD_ERRORS, provider_error
 from clusters.providers.clouds import (
     DEFAULT_API_CIDRS,
     AzureApi,
@@ -66,81 +63,11 @@ if TYPE_CHECKING:
 
 VM = "vm"
 FIREWALL = "firewall"
-LOCAL_CONTROL_PLANE = "local-control-plane"
+LOCAL_CONTROL_PLANE = simulation.LOCAL_CONTROL_PLANE
 NAME_MAX = 63  # a host name label: the VM's name is also its node name
 # A created VM the provider does not list is only taken as gone after this long (listings of
 # some providers lag behind creation).
 LISTING_GRACE_SECONDS = 180.0
-
-# What libcloud raises for a provider's refusals and for network failures (parsing a
-# provider's unexpected answer raises ValueError/KeyError inside libcloud).
-LIBCLOUD_ERRORS = (
-    LibcloudError,
-    BaseHTTPError,
-    VultrException,
-    LinodeException,
-    LinodeExceptionV4,
-    requests.RequestException,
-    OSError,
-    ValueError,
-    KeyError,
-)
-# Words of provider errors that no retry will fix (quotas, invalid sizes/images/parameters).
-_FINAL_MARKERS = (
-    "quota",
-    "limitexceeded",
-    "limit exceeded",
-    "invalidparameter",
-    "invalidami",
-    "invalidinstancetype",
-    "unsupported",
-    "not supported",
-    "invalid size",
-    "invalid image",
-    "does not exist",
-    "unauthorizedoperation",
-    "optinrequired",
-)
-# ...unless they say the provider is busy.
-_TRANSIENT_MARKERS = (
-    "requestlimitexceeded",
-    "throttl",
-    "rate limit",
-    "insufficientinstancecapacity",
-    "serviceunavailable",
-    "internalerror",
-    "try again",
-)
-
-
-def _message(exc: BaseException) -> str:
-    value = getattr(exc, "value", None) or getattr(exc, "message", None) or str(exc)
-    return str(value).strip() or exc.__class__.__name__
-
-
-def _status(exc: BaseException) -> int:
-    for attr in ("http_code", "code"):
-        value = getattr(exc, attr, None)
-        if isinstance(value, int):
-            return value
-    return 0
-
-
-def provider_error(exc: BaseException, label: str) -> ProviderError:
-    """A libcloud (or network) failure as Flotilla's error, with the provider's own words."""
-    message = _message(exc)
-    status = _status(exc)
-    if isinstance(exc, InvalidCredsError) or status == 401:
-        return CredentialsRejected(f"{label} rejected the credentials: {message}")
-    lowered = message.lower().replace(" ", "") + " " + message.lower()
-    busy = isinstance(exc, RateLimitReachedError) or status == 429 or status >= 500
-    if busy or any(marker in lowered for marker in _TRANSIENT_MARKERS):
-        retryable = True
-    elif any(marker in lowered for marker in _FINAL_MARKERS) or status in (400, 403, 404, 422):
-        retryable = False
-    else:
-        retryable = True
-    return ProviderError(f"{label}: {message}", retryable=retryable)
 
 
 @dataclass(frozen=True)
@@ -182,26 +109,6 @@ class _Step:
     records: dict[str, CloudResource]
     wanted: list[WantedVm]
     seen: Observed
-
-
-def check_upgrade_path(running: set[str], target: str) -> None:
-    """k3s (like Kubernetes) moves one minor version at a time, and never back."""
-
-    def minor(version: str) -> tuple[int, int]:
-        major, minor_part = version.split(".")[:2]
-        return int(major), int(minor_part)
-
-    for version in sorted(running):
-        if minor(version) > minor(target) or (minor(version) == minor(target) and version > target):
-            raise ProviderError(
-                f"The VMs run Kubernetes {version}: moving back to {target} is not possible.", retryable=False
-            )
-        if minor(target)[1] - minor(version)[1] > 1 or minor(target)[0] != minor(version)[0]:
-            raise ProviderError(
-                f"The VMs run Kubernetes {version}: upgrade one minor version at a time "
-                f"(to {minor(version)[0]}.{minor(version)[1] + 1} first), as k3s requires.",
-                retryable=False,
-            )
 
 
 def vm_name(external_name: str, pool: str, index: int) -> str:
@@ -306,7 +213,7 @@ class LibcloudDriver(ProviderDriver):
                 if outcome is not None:
                     return outcome
             if self.simulated:
-                return self._simulate(ctx, api, live)
+                return simulation.simulate(ctx, api, live)
             server = next(vm for r, vm in observed if vm is not None and r.data.get("role") == "server")
             pki = k3s.ClusterPki.of(ctx.secret)
             kubeconfig = k3s.kubeconfig(
@@ -359,9 +266,9 @@ class LibcloudDriver(ProviderDriver):
         )
         if not stale:
             return None
-        check_upgrade_path({str(r.data["version"]) for r in stale}, target)
+        k3s_upgrade.check_upgrade_path({str(r.data["version"]) for r in stale}, target)
         if self.simulated:
-            return self._simulate_upgrade(ctx, stale, target)
+            return simulation.simulate_upgrade(ctx, stale, target)
         record = stale[0]
         total = sum(1 for r in step.records.values() if r.state == ResourceState.CREATED)
         progress = 20 + int(60 * (total - len(stale)) / max(total, 1))
@@ -520,68 +427,6 @@ class LibcloudDriver(ProviderDriver):
             pki, role, server_address=server_vm.member_address, k3s_release=release, install_url=install_url
         )
 
-    # --- simulation -------------------------------------------------------------------------
-
-    def _simulate(self, ctx: ReconcileContext, api: CloudApi, vms: Sequence[CloudResource]) -> Outcome:
-        """A local control plane with one simulated node per running VM (demos, emulated clouds)."""
-        from clusters.local.errors import BinariesMissing, HostLimitReached, LocalClusterError
-        from clusters.local.runtime import LocalRuntime, NodePoolSpec, Taint
-
-        name = ctx.cluster.external_name
-        runtime = LocalRuntime()
-        try:
-            plane = ctx.plan_resource(LOCAL_CONTROL_PLANE, name)
-            on_host = name in runtime.list_clusters()
-            if plane.state != ResourceState.CREATED or not on_host:
-                if on_host:
-                    runtime.delete(name)  # half-made by an interrupted worker
-                runtime.start_control_plane(name, ctx.cluster.version)
-                ctx.resource_created(plane, name)
-                ctx.event("Simulation: local control plane started in place of k3s on the VMs")
-                return Outcome.step("Local control plane started (simulation)", progress=45)
-            runtime.ensure_running(name)
-            sizes = {s.id: s for s in api.sizes()}
-            for pool in ctx.pools():
-                size = sizes.get(pool.size)
-                runtime.set_pool_nodes(
-                    name,
-                    NodePoolSpec(
-                        name=pool.name,
-                        count=sum(1 for r in vms if r.pool_name == pool.name),
-                        cpu=str(max(1, int(size.cpus))) if size else "2",
-                        memory=f"{size.memory_mb}Mi" if size and size.memory_mb else "4096Mi",
-                        labels=dict(pool.labels or {}),
-                        taints=tuple(
-                            Taint(
-                                key=t["key"], value=t.get("value", ""), effect=t.get("effect", "NoSchedule")
-                            )
-                            for t in pool.taints or []
-                        ),
-                    ),
-                )
-            ctx.store_kubeconfig(runtime.kubeconfig(name))
-        except LocalClusterError as exc:
-            raise ProviderError(
-                str(exc), retryable=not isinstance(exc, BinariesMissing | HostLimitReached)
-            ) from exc
-        return Outcome.finished(f"{len(vms)} VMs running; simulated nodes registered (simulation)")
-
-    def _simulate_upgrade(
-        self, ctx: ReconcileContext, stale: Sequence[CloudResource], target: str
-    ) -> Outcome:
-        """The simulation's stand-in for k3s upgrading on the VMs: the local control plane moves."""
-        from clusters.local.errors import BinariesMissing, LocalClusterError
-        from clusters.local.runtime import LocalRuntime
-
-        try:
-            LocalRuntime().upgrade(ctx.cluster.external_name, target)
-        except LocalClusterError as exc:
-            raise ProviderError(str(exc), retryable=not isinstance(exc, BinariesMissing)) from exc
-        for record in stale:
-            ctx.resource_created(record, record.provider_id, {"version": target})
-        ctx.event(f"Simulation: local control plane and {len(stale)} simulated nodes moved to {target}")
-        return Outcome.step(f"Upgraded to {target} (simulation)", progress=60)
-
     # --- destroy ----------------------------------------------------------------------------
 
     def destroy(self, ctx: ReconcileContext) -> Outcome:
@@ -694,4 +539,4 @@ CLOUD_DRIVERS: dict[str, type[ProviderDriver]] = {
     )
 }
 
-__all__ = ["CLOUD_DRIVERS", "LibcloudDriver", "provider_error", "vm_name"]
+__all__ = ["CLOUD_DRIVERS", "LibcloudDriver", "vm_name"]

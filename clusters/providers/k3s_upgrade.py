@@ -23,6 +23,7 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
 from clusters import kube
+from clusters.exceptions import ProviderError
 from clusters.providers import k3s
 
 NAMESPACE = "kube-system"
@@ -44,6 +45,26 @@ class NodeUpgrade:
 
     done: bool
     message: str
+
+
+def check_upgrade_path(running: set[str], target: str) -> None:
+    """k3s (like Kubernetes) moves one minor version at a time, and never back."""
+
+    def minor(version: str) -> tuple[int, int]:
+        major, minor_part = version.split(".")[:2]
+        return int(major), int(minor_part)
+
+    for version in sorted(running):
+        if minor(version) > minor(target) or (minor(version) == minor(target) and version > target):
+            raise ProviderError(
+                f"The VMs run Kubernetes {version}: moving back to {target} is not possible.", retryable=False
+            )
+        if minor(target)[1] - minor(version)[1] > 1 or minor(target)[0] != minor(version)[0]:
+            raise ProviderError(
+                f"The VMs run Kubernetes {version}: upgrade one minor version at a time "
+                f"(to {minor(version)[0]}.{minor(version)[1] + 1} first), as k3s requires.",
+                retryable=False,
+            )
 
 
 def job_name(node: str, version: str) -> str:

@@ -12,8 +12,9 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from clusters.exceptions import CredentialsRejected, ProviderError
-from clusters.providers.cloud import Ec2Driver, check_upgrade_path, cluster_tag
+from clusters.providers.cloud import Ec2Driver, cluster_tag
 from clusters.providers.k3s import CertKey
+from clusters.providers.k3s_upgrade import check_upgrade_path
 from tests.clusters.cloud.conftest import Ec2Account
 from tests.clusters.cloud.fake_context import FakeContext, WorkerKilled, drive, make_cluster, make_pool
 

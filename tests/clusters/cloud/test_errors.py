@@ -8,7 +8,8 @@ from libcloud.common.exceptions import BaseHTTPError, RateLimitReachedError
 from libcloud.common.types import InvalidCredsError, MalformedResponseError
 
 from clusters.exceptions import CredentialsRejected, ProviderError
-from clusters.providers.cloud import Ec2Driver, OpenStackDriver, provider_error
+from clusters.providers.cloud import Ec2Driver, OpenStackDriver
+from clusters.providers.cloud_errors import provider_error
 from clusters.providers.clouds import checked_endpoint
 
 
