@@ -285,7 +285,7 @@ class LibcloudDriver(ProviderDriver):
         except KubeError:
             # The API server restarts while the server node upgrades: wait (the step timeout bounds it).
             return Outcome.wait(
-                f"Upgrading node {record.name} to k3s {step.release}", seconds=5, progress=progress
+                k3s_upgrade.upgrading(record.name, step.release), seconds=5, progress=progress
             )
         except k3s_upgrade.UpgradeFailed as exc:
             raise ProviderError(str(exc), retryable=False) from exc

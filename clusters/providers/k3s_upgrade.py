@@ -22,7 +22,7 @@ import urllib3
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-from clusters import kube
+from clusters import kube, versions
 from clusters.exceptions import ProviderError
 from clusters.providers import k3s
 
@@ -49,22 +49,23 @@ class NodeUpgrade:
 
 def check_upgrade_path(running: set[str], target: str) -> None:
     """k3s (like Kubernetes) moves one minor version at a time, and never back."""
-
-    def minor(version: str) -> tuple[int, int]:
-        major, minor_part = version.split(".")[:2]
-        return int(major), int(minor_part)
-
-    for version in sorted(running):
-        if minor(version) > minor(target) or (minor(version) == minor(target) and version > target):
+    for version in sorted(running, key=versions.version_key):
+        problem = versions.upgrade_problem(version, target)
+        if problem == versions.UpgradeProblem.DOWNGRADE:
             raise ProviderError(
                 f"The VMs run Kubernetes {version}: moving back to {target} is not possible.", retryable=False
             )
-        if minor(target)[1] - minor(version)[1] > 1 or minor(target)[0] != minor(version)[0]:
+        if problem == versions.UpgradeProblem.SKIPS_A_MINOR:
             raise ProviderError(
                 f"The VMs run Kubernetes {version}: upgrade one minor version at a time "
-                f"(to {minor(version)[0]}.{minor(version)[1] + 1} first), as k3s requires.",
+                f"(to {versions.next_minor(version)} first), as k3s requires.",
                 retryable=False,
             )
+
+
+def upgrading(node: str, release: str) -> str:
+    """The step's message while `node` moves to `release` (the same whatever the API answers)."""
+    return f"Upgrading node {node} to k3s {release}"
 
 
 def job_name(node: str, version: str) -> str:
@@ -147,7 +148,7 @@ def advance(
                 except ApiException as exc:
                     if exc.status != 409:  # made by an earlier call whose answer was lost
                         raise
-                return NodeUpgrade(False, f"Upgrading node {node} to k3s {release}")
+                return NodeUpgrade(False, upgrading(node, release))
             failed = next(
                 (c for c in job.status.conditions or [] if c.type == "Failed" and c.status == "True"), None
             )
@@ -165,7 +166,7 @@ def advance(
             raise kube.explain(exc, server) from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise kube.explain(exc, server) from exc
-    return NodeUpgrade(False, f"Upgrading node {node} to k3s {release}")
+    return NodeUpgrade(False, upgrading(node, release))
 
 
 def _last_log(core: k8s.CoreV1Api, job: str, lines: int = 5) -> str:

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from clusters import versions
 from clusters.exceptions import ProviderError
 from clusters.providers.base import ProviderDriver
 from orgs.exceptions import ValidationFailed
@@ -156,24 +157,20 @@ def check_version(driver: ProviderDriver, version: str | None) -> str:
 
 def check_upgrade(current: str, target: str) -> str:
     """An upgrade Kubernetes allows: a newer version, at most one minor version ahead."""
-    have, want = _version_key(current), _version_key(target)
-    if want == have:
+    problem = versions.upgrade_problem(current, target)
+    if problem == versions.UpgradeProblem.SAME:
         raise ValidationFailed.for_field("version", f"The cluster already runs {target}.")
-    if want < have:
+    if problem == versions.UpgradeProblem.DOWNGRADE:
         raise ValidationFailed.for_field(
             "version", f"Kubernetes does not support downgrades ({current} to {target})."
         )
-    if want[:1] != have[:1] or want[1:2] > tuple(n + 1 for n in have[1:2]):
+    if problem == versions.UpgradeProblem.SKIPS_A_MINOR:
         raise ValidationFailed.for_field(
             "version",
             f"Kubernetes upgrades one minor version at a time: from {current}, move to "
-            f"{have[0]}.{have[1] + 1} first.",
+            f"{versions.next_minor(current)} first.",
         )
     return target
-
-
-def _version_key(version: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in version.lstrip("v").split(".") if p.isdigit())
 
 
 def _catalogue(read: Any) -> list[Any]:

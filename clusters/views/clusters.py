@@ -15,7 +15,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
 
-from clusters import selectors
+from clusters import selectors, versions
 from clusters.choices import ClusterStatus, OperationStatus
 from clusters.forms import (
     PoolForm,
@@ -24,7 +24,6 @@ from clusters.forms import (
 )
 from clusters.models import Cluster, NodePool, Operation
 from clusters.services import clusters as cluster_services
-from clusters.services import specs
 from clusters.views.common import (
     GONE,
     Catalogue,
@@ -133,17 +132,6 @@ def _live_context(request: HttpRequest, cluster: Cluster) -> dict[str, Any]:
     }
 
 
-def _upgrade_targets(current: str, offered: Sequence[str]) -> list[str]:
-    """The versions an upgrade can move to (newer, at most one minor version ahead)."""
-    targets = []
-    for version in offered:
-        try:
-            targets.append(specs.check_upgrade(current, version))
-        except FlotillaError:
-            continue
-    return targets
-
-
 def _detail_context(
     request: HttpRequest, cluster: Cluster, *, pool_form: PoolForm | None = None
 ) -> dict[str, Any]:
@@ -170,7 +158,7 @@ def _detail_context(
         "can_update": can_update,
         "can_delete": can(actor, Action.CLUSTER_DELETE) and cluster.status != ClusterStatus.DELETED,
         "pool_form": pool_form,
-        "upgrade_versions": _upgrade_targets(cluster.version, catalogue.versions),
+        "upgrade_versions": versions.upgrade_targets(cluster.version, catalogue.versions),
         "catalogue_error": catalogue.error,
     }
 

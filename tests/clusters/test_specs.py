@@ -9,7 +9,8 @@ from orgs.exceptions import ValidationFailed
 
 
 @pytest.mark.parametrize(
-    ("current", "target"), [("1.35.4", "1.36.1"), ("1.36.0", "1.36.1"), ("v1.35.4", "1.36.0")]
+    ("current", "target"),
+    [("1.35.4", "1.36.1"), ("1.36.0", "1.36.1"), ("v1.35.4", "1.36.0"), ("1.36.9", "1.36.10")],
 )
 def test_upgrades_kubernetes_allows(current: str, target: str) -> None:
     assert check_upgrade(current, target) == target

@@ -275,6 +275,7 @@ def test_moving_running_vms_back_a_version_is_refused(ec2: Ec2Account) -> None:
         ({"1.34.2"}, "1.36.1", r"one minor version at a time \(to 1.35 first\)"),
         ({"1.36.1"}, "1.35.4", "moving back"),
         ({"1.36.2"}, "1.36.1", "moving back"),
+        ({"1.36.10"}, "1.36.9", "moving back"),  # numbers, not strings, are compared
         ({"1.35.4", "1.34.1"}, "1.36.1", "to 1.35 first"),
     ],
 )
