@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from cli.client import JsonObject
 from cli.output import Column, field, text_of, time_field, timestamp
-from cli.progress import (
-    operation_cell,
-)
+from cli.progress import operation_cell
 
 
 def nodes_cell(cluster: JsonObject) -> str:

@@ -248,7 +248,7 @@ class LibcloudDriver(ProviderDriver):
         addresses = sorted({vm.member_address for vm in vms})
         rules = firewall_rules(self._api_cidrs())
         for record in firewalls:
-            if api.admit_members(record.name, record.provider_id, rules, addresses):
+            if api.admit_members(record.provider_id, rules, addresses):
                 ctx.event(f"Firewall {record.name} admits k3s's ports from {', '.join(addresses)} only")
                 return Outcome.step(f"Firewall admits the cluster's {len(addresses)} machines", progress=50)
         return None

@@ -233,9 +233,7 @@ class CloudApi(ABC):
         """Find or create the firewall and add the rules it lacks; its provider id."""
         raise NotImplementedError
 
-    def admit_members(
-        self, name: str, provider_id: str, rules: list[FirewallRule], addresses: list[str]
-    ) -> bool:
+    def admit_members(self, provider_id: str, rules: list[FirewallRule], addresses: list[str]) -> bool:
         """Make the firewall's rules exactly the API rule and the member rules from `addresses`.
 
         For address firewalls: True when something changed (one change per step), False when the

@@ -276,15 +276,8 @@ class LinodeApi(CloudApi):
                     joined.append(vm.name)
         return joined
 
-    def admit_members(
-        self, name: str, provider_id: str, rules: list[FirewallRule], addresses: list[str]
-    ) -> bool:
+    def admit_members(self, provider_id: str, rules: list[FirewallRule], addresses: list[str]) -> bool:
         """Replace the rule set (one PUT) when it admits anything else than it should."""
-        if not provider_id:
-            found = self._find_firewall(name)
-            if found is None:
-                return False
-            provider_id = str(found["id"])
         path = f"{LINODE_FIREWALLS}/{provider_id}/rules"
         wanted = _linode_rules(rules, addresses)
         if _linode_shape(_send(self.compute, path)) == _linode_shape(wanted):
@@ -315,13 +308,12 @@ _VULTR_IN_USE_MARKERS = ("in use", "instance", "attached", "linked")
 def _vultr_rule(rule: FirewallRule, cidr: str, notes: str) -> dict[str, Any]:
     """One Vultr rule: one network, one port or a `low:high` range."""
     network = ipaddress.IPv4Network(cidr, strict=False)
-    port = str(rule.from_port) if rule.from_port == rule.to_port else f"{rule.from_port}:{rule.to_port}"
     return {
         "ip_type": "v4",
         "protocol": rule.protocol,
         "subnet": str(network.network_address),
         "subnet_size": network.prefixlen,
-        "port": port,
+        "port": rule.port_range.replace("-", ":"),  # Vultr writes a range low:high
         "notes": notes,
     }
 
@@ -462,15 +454,8 @@ class VultrApi(CloudApi):
                 joined.append(vm.name)
         return joined
 
-    def admit_members(
-        self, name: str, provider_id: str, rules: list[FirewallRule], addresses: list[str]
-    ) -> bool:
+    def admit_members(self, provider_id: str, rules: list[FirewallRule], addresses: list[str]) -> bool:
         """Add the rules the group lacks, then delete the others (members gone, duplicates)."""
-        if not provider_id:
-            found = self._find_group(name)
-            if found is None:
-                return False
-            provider_id = str(found["id"])
         existing = self._group_rules(provider_id)
         wanted = _vultr_rules(rules, addresses)
         changed = self._add_missing(provider_id, wanted, existing) > 0
