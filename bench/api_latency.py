@@ -1,15 +1,26 @@
-"""Latency of an authenticated list endpoint under load: median and p99, errors.
+"""API latency and capacity under an open-loop load, on a realistic org.
 
-Run: .venv/bin/python bench/api_latency.py [--users 50] [--seconds 30] [--wait 0] [--web-workers 1]
-Serves the app as scripts/run.sh does (daphne) on a scratch database, or with uvicorn workers
-when --web-workers > 1, and drives it with locust (headless) from another process.
-Target (issue 2): p99 under 100 ms, zero errors, 50 concurrent clients for 30 s.
+Run: .venv/bin/python bench/api_latency.py [--web-processes 2] [--seconds 30] [--step-seconds 10]
+     [--server uvicorn|daphne] [--root PATH --settings MODULE]   (--root: measure another checkout)
+
+Serves the app as scripts/run.sh does (uvicorn, one process per core, config.settings.host) on a
+scratch database holding one org with 50 clusters (2 pools, 6 nodes each), 5 members and 10
+API tokens, and drives it with vegeta, an open-loop generator: requests leave at a fixed rate
+whatever the server does, so the figures are the server's latency, queueing included.
+
+It reports:
+- the queries one authenticated request makes (cluster list, one cluster);
+- 50 clients at 1 request/s each (50 req/s; list and single reads, round robin over the
+  tokens) for --seconds: p50, p99, errors. Target: p99 <= 100 ms, 0 errors;
+- the capacity of the cluster list and of a single-cluster read: the highest offered rate
+  (stepped up by 25% from 25 req/s, --step-seconds each) at which p99 stays <= 100 ms with
+  0 errors.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
+import json
 import os
 import socket
 import subprocess
@@ -17,12 +28,60 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.benchdb import bench_database  # noqa: E402
+from bench.tools import vegeta  # noqa: E402
+
+P99_TARGET_MS = 100.0
+
+PREPARE = r"""
+import json, django
+django.setup()
+from django.core.management import call_command
+call_command("prepare_database", verbosity=0)
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django_tenants.utils import schema_context
+from django.utils import timezone
+from clusters.models import Cluster, Node, NodePool, ProviderAccount
+from tests.factories import add_member, make_org, make_token, owner_of
+
+org = make_org("bench")
+members = [owner_of(org)] + [add_member(org, role) for role in ("admin", "member", "member", "viewer")]
+tokens = [make_token(m)[1] for m in members for _ in range(2)]
+now = timezone.now()
+with schema_context(org.schema_name):
+    account = ProviderAccount.objects.create(name="imported", kind="existing")
+    for i in range(50):
+        cluster = Cluster.objects.create(
+            name=f"cluster-{i:02d}", provider=account, region="local", version="1.36.1",
+            status="ready", external_name=f"bench-{i:02d}", observed_version="1.36.1",
+            conditions=[{"type": "Ready", "status": "True", "reason": "", "message": ""}],
+            health_checked_at=now,
+        )
+        for p in range(2):
+            NodePool.objects.create(cluster=cluster, name=f"pool-{p}", size="small", count=3,
+                                    labels={"tier": f"t{p}"})
+            for n in range(3):
+                Node.objects.create(cluster=cluster, pool_name=f"pool-{p}", name=f"c{i}-p{p}-n{n}",
+                                    ready=True, kubelet_version="1.36.1", cpu="2", memory="4Gi",
+                                    internal_ip=f"10.0.{i}.{p * 3 + n}", observed_at=now)
+    ids = list(Cluster.objects.values_list("id", flat=True))
+client = Client(HTTP_AUTHORIZATION="Bearer " + tokens[0])
+queries = {}
+for name, path in (("list", "/api/v1/clusters/"), ("detail", f"/api/v1/clusters/{ids[0]}/")):
+    client.get(path)
+    with CaptureQueriesContext(connection) as ctx:
+        assert client.get(path).status_code == 200
+    queries[name] = len(ctx.captured_queries)
+print(json.dumps({"tokens": tokens, "clusters": ids, "queries": queries}))
+"""
 
 
 def _free_port() -> int:
@@ -31,57 +90,102 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _prepare(url: str) -> str:
-    env = {**os.environ, "FLOTILLA_DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "config.settings.test"}
-    script = (
-        "import django; django.setup()\n"
-        "from django.core.management import call_command\n"
-        "call_command('prepare_database', verbosity=0)\n"
-        "from tests.factories import make_org, add_member, owner_of, make_token\n"
-        "org = make_org('bench')\n"
-        "[add_member(org, 'viewer') for _ in range(24)]\n"
-        "print(make_token(owner_of(org), role='viewer')[1])\n"
+def _targets(path: Path, base: str, tokens: list[str], urls: list[str]) -> Path:
+    with path.open("w") as fh:
+        for n in range(max(len(tokens), len(urls)) * 4):
+            url = urls[n % len(urls)]
+            token = tokens[n % len(tokens)]
+            fh.write(
+                json.dumps(
+                    {"method": "GET", "url": base + url, "header": {"Authorization": [f"Bearer {token}"]}}
+                )
+            )
+            fh.write("\n")
+    return path
+
+
+def _attack(targets: Path, rate: float, seconds: float, workers: int) -> dict[str, Any]:
+    """Offer `rate` requests/s for `seconds`; vegeta's JSON report."""
+    binary = str(vegeta())
+    attack = subprocess.Popen(
+        [
+            binary,
+            "attack",
+            "-format=json",
+            f"-targets={targets}",
+            f"-rate={rate:.0f}/1s",
+            f"-duration={seconds}s",
+            f"-max-workers={workers}",
+            "-timeout=10s",
+        ],
+        stdout=subprocess.PIPE,
     )
-    out = subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    report = subprocess.run(
+        [binary, "report", "-type=json"], stdin=attack.stdout, capture_output=True, check=True
     )
-    return out.stdout.strip().splitlines()[-1]
+    attack.wait()
+    return dict(json.loads(report.stdout))
+
+
+def _summary(report: dict[str, Any]) -> tuple[float, float, float, int, int]:
+    lat = report["latencies"]
+    codes = report.get("status_codes") or {}
+    errors = sum(n for code, n in codes.items() if code != "200")
+    return lat["50th"] / 1e6, lat["99th"] / 1e6, lat["max"] / 1e6, int(report["requests"]), errors
+
+
+def _capacity(targets: Path, step_seconds: float, workers: int) -> tuple[float, list[str]]:
+    rate, best, lines = 25.0, 0.0, []
+    while rate < 5000:
+        p50, p99, _, n, errors = _summary(_attack(targets, rate, step_seconds, workers))
+        ok = p99 <= P99_TARGET_MS and errors == 0
+        lines.append(f"    {rate:6.0f} req/s: p50 {p50:6.1f} ms, p99 {p99:7.1f} ms, errors {errors}/{n}")
+        if not ok:
+            break
+        best = rate
+        rate *= 1.25
+    return best, lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--users", type=int, default=50)
-    parser.add_argument("--seconds", type=int, default=30)
-    parser.add_argument("--wait", type=float, default=0.0, help="think time of each client between requests")
-    parser.add_argument("--web-workers", type=int, default=1)
+    parser.add_argument("--web-processes", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--server", choices=["uvicorn", "daphne"], default="uvicorn")
+    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--step-seconds", type=float, default=10)
+    parser.add_argument("--root", type=Path, default=ROOT, help="the checkout to serve (default: this one)")
+    parser.add_argument("--settings", default="config.settings.host")
     args = parser.parse_args()
+    root = args.root.resolve()
 
     with bench_database("flotilla_bench_api") as url, tempfile.TemporaryDirectory() as tmp:
-        token = _prepare(url)
-        port = _free_port()
         env = {
             **os.environ,
+            "PYTHONPATH": str(root),
             "FLOTILLA_DATABASE_URL": url,
-            "DJANGO_SETTINGS_MODULE": "config.settings.dev",
-            "FLOTILLA_DEBUG": "false",
+            "FLOTILLA_DATA_DIR": str(Path(tmp) / "data"),
             "FLOTILLA_LOG_LEVEL": "WARNING",
+            "FLOTILLA_DEBUG": "false",
         }
-        if args.web_workers > 1:
-            server_cmd = [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "config.asgi:application",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                str(args.web_workers),
+        prepared = subprocess.run(
+            [sys.executable, "-c", PREPARE],
+            cwd=root,
+            env={**env, "DJANGO_SETTINGS_MODULE": "config.settings.test"},
+            capture_output=True,
+            text=True,
+        )
+        if prepared.returncode != 0:
+            raise SystemExit(prepared.stderr)
+        data = json.loads(prepared.stdout.strip().splitlines()[-1])
+        port = _free_port()
+        if args.server == "uvicorn":
+            cmd = [
+                sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
+                "--port", str(port), "--workers", str(args.web_processes), "--lifespan", "off",
                 "--no-access-log",
-            ]
+            ]  # fmt: skip
         else:
-            server_cmd = [
+            cmd = [
                 sys.executable,
                 "-m",
                 "daphne",
@@ -91,75 +195,55 @@ def main() -> None:
                 str(port),
                 "config.asgi:application",
             ]
-        log = open(Path(tmp) / "server.log", "wb")  # noqa: SIM115
-        server = subprocess.Popen(server_cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        log = (Path(tmp) / "server.log").open("wb")
+        server = subprocess.Popen(
+            cmd,
+            cwd=root,
+            env={**env, "DJANGO_SETTINGS_MODULE": args.settings},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         base = f"http://127.0.0.1:{port}"
         try:
-            for _ in range(150):
+            for _ in range(300):
                 try:
                     httpx.get(base + "/login/", timeout=1)
                     break
                 except httpx.HTTPError:
                     time.sleep(0.2)
-            prefix = str(Path(tmp) / "locust")
-            subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "locust",
-                    "-f",
-                    str(ROOT / "bench" / "locust_api.py"),
-                    "--headless",
-                    "-u",
-                    str(args.users),
-                    "-r",
-                    str(args.users),
-                    "-t",
-                    f"{args.seconds}s",
-                    "--host",
-                    base,
-                    "--csv",
-                    prefix,
-                    "--only-summary",
-                    "--loglevel",
-                    "WARNING",
-                ],
-                cwd=ROOT,
-                env={**os.environ, "BENCH_TOKEN": token, "BENCH_WAIT": str(args.wait)},
-                check=False,
-                capture_output=True,
+            ids = data["clusters"]
+            mixed = _targets(
+                Path(tmp) / "mixed.json",
+                base,
+                data["tokens"],
+                ["/api/v1/clusters/", *[f"/api/v1/clusters/{ids[0]}/"]],
             )
-            with open(prefix + "_stats.csv") as fh:
-                rows = {row["Name"]: row for row in csv.DictReader(fh)}
-            with open(prefix + "_failures.csv") as fh:
-                failures = [f"{row['Occurrences']} x {row['Error']}" for row in csv.DictReader(fh)]
+            listing = _targets(Path(tmp) / "list.json", base, data["tokens"], ["/api/v1/clusters/"])
+            single = _targets(
+                Path(tmp) / "single.json", base, data["tokens"], [f"/api/v1/clusters/{i}/" for i in ids]
+            )
+            _attack(mixed, 20, 5, 50)  # warm up every process
+            p50, p99, top, n, errors = _summary(_attack(mixed, 50, args.seconds, 50))
+            list_capacity, list_lines = _capacity(listing, args.step_seconds, 200)
+            single_capacity, single_lines = _capacity(single, args.step_seconds, 200)
         finally:
             server.terminate()
-            server.wait(timeout=20)
+            server.wait(timeout=30)
             log.close()
-            errors = [
-                line
-                for line in (Path(tmp) / "server.log").read_text(errors="replace").splitlines()
-                if "Error" in line
-            ]
-            server_errors = errors[-5:]
 
-    row = rows["Aggregated"]
-    server_kind = f"uvicorn x{args.web_workers}" if args.web_workers > 1 else "daphne x1"
-    print(
-        f"GET /api/v1/orgs/members/ (25 members), {args.users} clients, {args.seconds} s, "
-        f"think time {args.wait} s, {server_kind}"
-    )
-    rate = float(row["Requests/s"])
-    print(f"requests {row['Request Count']}, failures {row['Failure Count']}, {rate:.1f} req/s")
-    slowest = float(row["Max Response Time"])
-    print(f"median {row['50%']} ms, p90 {row['90%']} ms, p99 {row['99%']} ms, max {slowest:.0f} ms")
-    for failure in failures:
-        print(f"  failure: {failure}")
-    for line in server_errors:
-        print(f"  server: {line}")
-    ok = float(row["99%"]) < 100 and int(row["Failure Count"]) == 0
-    print(f"target p99 < 100 ms with zero errors: {'meets' if ok else 'misses'}")
+    kind = f"{args.server} x{args.web_processes if args.server == 'uvicorn' else 1}"
+    print(f"Flotilla API under open-loop load ({kind}, {args.settings}, {root.name}); org of 50 clusters")
+    queries = data["queries"]
+    print(f"queries per request: cluster list {queries['list']}, one cluster {queries['detail']}")
+    print(f"50 clients x 1 req/s for {args.seconds:.0f} s (list + single reads, 10 tokens):")
+    print(f"  requests {n}, errors {errors}, p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {top:.1f} ms")
+    met = p99 <= P99_TARGET_MS and errors == 0
+    print(f"  target p99 <= {P99_TARGET_MS:.0f} ms with 0 errors: {'met' if met else 'missed'}")
+    print(f"capacity (highest rate with p99 <= {P99_TARGET_MS:.0f} ms and 0 errors):")
+    print(f"  GET /api/v1/clusters/ (50 clusters, page of 50): {list_capacity:.0f} req/s")
+    print("\n".join(list_lines))
+    print(f"  GET /api/v1/clusters/<id>/: {single_capacity:.0f} req/s")
+    print("\n".join(single_lines))
 
 
 if __name__ == "__main__":

@@ -45,9 +45,7 @@ from orgs.permissions import Action, can
 
 def _list_context(request: HttpRequest) -> dict[str, Any]:
     actor = actor_of(request)
-    clusters = list(
-        selectors.list_clusters(actor).defer("kubeconfig", "bootstrap_secret", "provider__credentials")
-    )
+    clusters = list(selectors.list_clusters(actor))
     by_status: dict[str, int] = {}
     for cluster in clusters:
         by_status[cluster.status] = by_status.get(cluster.status, 0) + 1

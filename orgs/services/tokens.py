@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import transaction
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from orgs.actors import Actor
@@ -100,17 +101,25 @@ def authenticate_api_token(raw: str, *, ip: str | None) -> TokenIdentity | None:
     prefix, _, secret = raw[len(TOKEN_PREFIX) :].partition("_")
     if not prefix or not secret:
         return None
-    token = ApiToken.objects.select_related("org", "user").filter(prefix=prefix).first()
+    # One query per request: the token, its org, its user and the creator's current role.
+    member_role = Membership.objects.filter(org_id=OuterRef("org_id"), user_id=OuterRef("user_id")).values(
+        "role"
+    )
+    token = (
+        ApiToken.objects.select_related("org", "user")
+        .annotate(member_role=Subquery(member_role[:1]))
+        .filter(prefix=prefix)
+        .first()
+    )
     if token is None or not hmac.compare_digest(token.secret_hash, _hash(secret)):
         return None
     now = timezone.now()
     if not token.is_usable(now) or not token.user.is_active:
         return None
-    membership = Membership.objects.filter(org_id=token.org_id, user_id=token.user_id).only("role").first()
-    if membership is None:
+    if token.member_role is None:  # the creator has left the org
         return None
     # A token acts with its own role, never above its creator's current one.
-    role = min(Role(token.role), Role(membership.role), key=lambda r: r.rank)
+    role = min(Role(token.role), Role(token.member_role), key=lambda r: r.rank)
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_GRANULARITY:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now, last_used_ip=ip)
         token.last_used_at, token.last_used_ip = now, ip
