@@ -1,7 +1,9 @@
 """API latency and capacity under an open-loop load, on a realistic org.
 
 Run: .venv/bin/python bench/api_latency.py [--web-processes 2] [--seconds 30] [--step-seconds 10]
-     [--server uvicorn|daphne] [--root PATH --settings MODULE]   (--root: measure another checkout)
+     [--server uvicorn|daphne] [--redis] [--root PATH --settings MODULE]
+--root measures another checkout (e.g. an older commit, for a before/after); --redis runs the
+scale-out layout (a redis-server of its own as broker, channel layer and cache).
 
 Serves the app as scripts/run.sh does (uvicorn, one process per core, config.settings.host) on a
 scratch database holding one org with 50 clusters (2 pools, 6 nodes each), 5 members and 10
@@ -73,7 +75,7 @@ with schema_context(org.schema_name):
                                     ready=True, kubelet_version="1.36.1", cpu="2", memory="4Gi",
                                     internal_ip=f"10.0.{i}.{p * 3 + n}", observed_at=now)
     ids = list(Cluster.objects.values_list("id", flat=True))
-client = Client(HTTP_AUTHORIZATION="Bearer " + tokens[0])
+client = Client(HTTP_AUTHORIZATION="Bearer " + tokens[0], HTTP_HOST="127.0.0.1")
 queries = {}
 for name, path in (("list", "/api/v1/clusters/"), ("detail", f"/api/v1/clusters/{ids[0]}/")):
     client.get(path)
@@ -155,11 +157,32 @@ def main() -> None:
     parser.add_argument("--step-seconds", type=float, default=10)
     parser.add_argument("--root", type=Path, default=ROOT, help="the checkout to serve (default: this one)")
     parser.add_argument("--settings", default="config.settings.host")
+    parser.add_argument("--redis", action="store_true", help="Redis as broker, channel layer and cache")
     args = parser.parse_args()
     root = args.root.resolve()
 
     with bench_database("flotilla_bench_api") as url, tempfile.TemporaryDirectory() as tmp:
+        redis_proc = None
+        extra = {}
+        if args.redis:
+            redis_port = _free_port()
+            redis_proc = subprocess.Popen(
+                [
+                    "redis-server",
+                    "--port",
+                    str(redis_port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--dir",
+                    tmp,
+                ],
+                stdout=subprocess.DEVNULL,
+            )
+            extra["FLOTILLA_REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
         env = {
+            **extra,
             **os.environ,
             "PYTHONPATH": str(root),
             "FLOTILLA_DATABASE_URL": url,
@@ -230,8 +253,12 @@ def main() -> None:
             server.terminate()
             server.wait(timeout=30)
             log.close()
+            if redis_proc is not None:
+                redis_proc.terminate()
+                redis_proc.wait(timeout=30)
 
     kind = f"{args.server} x{args.web_processes if args.server == 'uvicorn' else 1}"
+    kind += ", Redis" if args.redis else ", PostgreSQL only"
     print(f"Flotilla API under open-loop load ({kind}, {args.settings}, {root.name}); org of 50 clusters")
     queries = data["queries"]
     print(f"queries per request: cluster list {queries['list']}, one cluster {queries['detail']}")

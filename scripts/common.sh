@@ -80,6 +80,18 @@ ensure_kube_binaries() {
   "$PY" -m clusters.local.binaries build
 }
 
+# Debian's redis-server for the scale-out tests (they start their own server on a free port).
+ensure_redis_server() {
+  if ! command -v redis-server >/dev/null 2>&1; then
+    log "Installing redis-server (Debian package) for the scale-out tests"
+    if [[ "$(id -u)" == "0" ]]; then
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+    else
+      sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+    fi
+  fi
+}
+
 ensure_chromium() {
   if ! command -v chromium >/dev/null 2>&1; then
     log "Installing Chromium (Debian package) for the browser tests"

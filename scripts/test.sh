@@ -7,6 +7,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 ensure_venv
 ensure_postgres
 ensure_chromium
+ensure_redis_server
 ensure_local_provider
 export DJANGO_SETTINGS_MODULE=config.settings.test
 

@@ -1,4 +1,5 @@
-"""Fixtures that run the real processes: the ASGI web server (daphne) and the django-q2 worker.
+"""Fixtures that run the real processes: the ASGI web server (uvicorn, as scripts/run.sh runs it)
+and the django-q2 worker.
 
 They talk to the test database, so tests that use them need committed data
 (`transactional_db`); `drop_org_schemas` then removes the org schemas those tests created.
@@ -71,14 +72,26 @@ class LiveProcess:
         self._fh.close()
 
 
-@pytest.fixture
-def live_flotilla(transactional_db: None, tmp_path: Path) -> Iterator[str]:
-    """The ASGI app served by daphne on a free loopback port; yields its base URL."""
+def start_web(log: Path, env: dict[str, str], *, processes: int = 1) -> tuple[LiveProcess, str]:
+    """The ASGI app served as scripts/run.sh serves it (uvicorn) on a free loopback port."""
     port = _free_port()
     server = LiveProcess(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
-        tmp_path / "daphne.log",
-        process_env(),
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "config.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(processes),
+            "--lifespan",
+            "off",
+        ],
+        log,
+        env,
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -89,12 +102,19 @@ def live_flotilla(transactional_db: None, tmp_path: Path) -> Iterator[str]:
         except httpx.HTTPError:
             if server.proc.poll() is not None or time.monotonic() > deadline:
                 server.stop()
-                pytest.fail("daphne did not start:\n" + server.output())
+                pytest.fail("the web server did not start:\n" + server.output())
             time.sleep(0.2)
+    return server, base
+
+
+@pytest.fixture
+def live_flotilla(transactional_db: None, tmp_path: Path) -> Iterator[str]:
+    """The ASGI app served on a free loopback port; yields its base URL."""
+    server, base = start_web(tmp_path / "web.log", process_env())
     yield base
     server.stop()
     # Captured by pytest and shown only when the test failed.
-    print("--- daphne log ---\n" + server.output())
+    print("--- web server log ---\n" + server.output())
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Websockets end to end: a real daphne server, events published from another process.
+"""Websockets end to end: a real web server, events published from another process.
 
 The channel layer is the PostgreSQL one, so delivery from a separate process proves it
 works across processes with nothing but PostgreSQL.
