@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import redis
@@ -74,6 +74,10 @@ def redis_url(tmp_path: Path) -> Iterator[str]:
     proc.terminate()
     proc.wait(timeout=15)
     log.close()
+
+
+def _keys(url: str) -> list[bytes]:
+    return cast(list[bytes], redis.Redis.from_url(url).keys("*"))
 
 
 @dataclass
@@ -137,7 +141,7 @@ def test_events_cross_web_processes_through_redis_and_stay_in_their_org(layout: 
             await ws.send(json.dumps({"type": "ping"}))
             assert await _receive(ws, 10) == {"type": "pong"}
         # The sockets' groups live in Redis, not in PostgreSQL's channel layer.
-        groups = [k for k in redis.Redis.from_url(layout.redis_url).keys("*") if b"group" in k]
+        groups = [k for k in _keys(layout.redis_url) if b"group" in k]
         assert any(org_a.schema_name.encode() in k for k in groups), groups
         code = (
             f"from config.events import send_now; send_now({org_a.schema_name!r}, 'org', {{'kind': 'hello'}})"
@@ -190,8 +194,7 @@ def test_the_cache_is_shared_by_the_web_processes(layout: Layout) -> None:
     # A value one process caches is read by another: the throttles and sessions' cache holds
     # across web processes (the database cache would too; Redis must not regress it).
     layout.run("from django.core.cache import cache; cache.set('layout-probe', 'from-one-process', 60)")
-    client = redis.Redis.from_url(layout.redis_url)
-    assert any(b"layout-probe" in key for key in client.keys("*"))
+    assert any(b"layout-probe" in key for key in _keys(layout.redis_url))
     out = subprocess.run(
         [sys.executable, "-c", "import django; django.setup(); from django.core.cache import cache; "
          "print(cache.get('layout-probe'))"],
