@@ -29,6 +29,7 @@ from typing import Any
 import yaml
 
 from clusters.local import ports
+from clusters.local.errors import LocalClusterError
 
 # Health endpoints per component; /healthz otherwise (controller-manager, scheduler, kwok).
 HEALTH_PATHS = {"etcd": "/health", "kube-apiserver": "/livez", "metrics-server": "/livez"}
@@ -87,7 +88,7 @@ def _kwokctl_config(documents: list[Any]) -> dict[str, Any]:
     for document in documents:
         if isinstance(document, dict) and document.get("kind") == "KwokctlConfiguration":
             return document
-    raise ValueError("kwok.yaml has no KwokctlConfiguration")
+    raise LocalClusterError("the cluster's kwok.yaml has no KwokctlConfiguration")
 
 
 def load(cluster_dir: Path) -> list[Component]:
@@ -223,7 +224,7 @@ def move(cluster_dir: Path, name: str, old: int) -> int:
         if ports.port_free(p) and p not in _ports_in_use(config)
     ]
     if not spare:
-        raise ValueError(f"no spare port is free in the block of {cluster_dir.name}")
+        raise LocalClusterError(f"no spare port is free in the block of local cluster {cluster_dir.name!r}")
     new = spare[0]
     for raw in config.get("components") or []:
         if raw.get("name") != name:

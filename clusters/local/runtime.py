@@ -451,11 +451,11 @@ class LocalRuntime:
             states = self.component_health(name)
             problems = [s.problem for s in states if s.problem]
             if not problems:
-                return done
+                return list(dict.fromkeys(done))  # a component restarted twice is said once
             if time.monotonic() > deadline:
                 raise LocalClusterError(f"local cluster {name!r}: {'; '.join(problems)}")
-            if any(not s.running for s in states):
-                done += self.restart_components(name)
+            # Dead ones are started again; live unhealthy ones only after their grace period.
+            done += self.restart_components(name)
             time.sleep(0.5)
 
     def stop(self, name: str) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 from typing import Any
 
@@ -266,3 +268,31 @@ def test_bad_requests_are_refused_cleanly(
     with pytest.raises(HostLimitReached, match="FLOTILLA_LOCAL_MAX_CLUSTERS"):
         local_runtime.create(LocalClusterSpec(name="one-too-many", version=version, pools=()))
     assert local_runtime.list_clusters() == before
+
+
+def test_every_component_is_checked_alive_and_answering(local_cluster: LocalCluster) -> None:
+    runtime = local_cluster.runtime
+    states = {s.name: s for s in runtime.component_health(local_cluster.name)}
+    assert set(states) == {
+        "etcd",
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+        "kwok-controller",
+        "metrics-server",
+    }
+    assert [s.problem for s in states.values() if s.problem] == []
+    # A process that is alive but does not answer (stopped, as a hung one would be) is unhealthy.
+    scheduler = states["kube-scheduler"].pid
+    assert scheduler is not None
+    os.kill(scheduler, signal.SIGSTOP)
+    try:
+        stuck = {s.name: s for s in runtime.component_health(local_cluster.name)}["kube-scheduler"]
+        assert stuck.running and not stuck.healthy
+        assert stuck.problem.startswith("kube-scheduler is not healthy: /healthz on port ")
+    finally:
+        os.kill(scheduler, signal.SIGCONT)
+    wait_for(
+        lambda: not [s for s in runtime.component_health(local_cluster.name) if s.problem],
+        what="every component healthy again",
+    )
