@@ -399,11 +399,13 @@ class LocalRuntime:
                         raise
 
     def ensure_running(self, name: str, *, timeout: float = 120) -> bool:
-        """Bring a stopped cluster back (after a host or worker restart). True if it was restarted."""
+        """Bring a stopped cluster back (after a host or worker restart), or its dead components.
+        True if anything was started."""
         if name not in self.list_clusters():
             raise LocalClusterError(f"no local cluster named {name!r} on this host")
         if self.is_healthy(name):
-            return False
+            # The API answers, but a component may be down (a killed controller-manager).
+            return bool(self.restart_components(name))
         self._start(
             name, timeout=timeout, failure=f"local cluster {name!r} did not come back after {timeout:.0f} s"
         )

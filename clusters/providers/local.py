@@ -106,10 +106,11 @@ class LocalDriver(ProviderDriver):
                     ctx.event(f"Control plane: {action}", level=EventLevel.WARNING)
                 ctx.store_kubeconfig(self.runtime.kubeconfig(name))
                 return Outcome.step(f"Control plane of Kubernetes {cluster.version} is up", progress=40)
+            # A component that died while the API answers is named; a whole stopped plane is not.
+            for action in self.runtime.restart_components(name) if self.runtime.is_healthy(name) else []:
+                ctx.event(f"Control plane: {action}", level=EventLevel.WARNING)
             if self.runtime.ensure_running(name):
                 ctx.event("Control plane was stopped (host or worker restart); started it again")
-            for action in self.runtime.restart_components(name):
-                ctx.event(f"Control plane: {action}", level=EventLevel.WARNING)
             ctx.store_kubeconfig(self.runtime.kubeconfig(name))
             running = self.runtime.running_version(name)
             if running != cluster.version.lstrip("v"):

@@ -296,3 +296,24 @@ def test_every_component_is_checked_alive_and_answering(local_cluster: LocalClus
         lambda: not [s for s in runtime.component_health(local_cluster.name) if s.problem],
         what="every component healthy again",
     )
+
+
+def test_ensure_running_starts_a_dead_component_and_only_it(local_cluster: LocalCluster) -> None:
+    runtime = local_cluster.runtime
+    before = {s.name: s.pid for s in runtime.component_health(local_cluster.name)}
+    os.kill(before["kube-scheduler"] or 0, signal.SIGKILL)
+    wait_for(lambda: not process_alive(before["kube-scheduler"] or 0), what="the scheduler to die")
+    dead = {s.name: s.problem for s in runtime.component_health(local_cluster.name) if s.problem}
+    assert dead == {"kube-scheduler": "kube-scheduler is not running"}
+    assert runtime.is_healthy(local_cluster.name)  # the API server alone does not tell
+    assert runtime.ensure_running(local_cluster.name) is True
+    wait_for(
+        lambda: not [s for s in runtime.component_health(local_cluster.name) if s.problem],
+        what="every component healthy again",
+    )
+    after = {s.name: s.pid for s in runtime.component_health(local_cluster.name)}
+    assert after["kube-scheduler"] != before["kube-scheduler"]
+    assert {k: v for k, v in after.items() if k != "kube-scheduler"} == {
+        k: v for k, v in before.items() if k != "kube-scheduler"
+    }
+    assert runtime.ensure_running(local_cluster.name) is False
