@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from kubernetes import client as k8s
 
-from clusters.local import binaries
+from clusters.local import binaries, components
 from clusters.local.errors import BinariesMissing, HostLimitReached, LocalClusterError
 from clusters.local.runtime import LocalClusterSpec, LocalRuntime, NodePoolSpec, Taint, process_alive
 from tests.local_kube import ClusterFactory, LocalCluster, wait_for
@@ -290,12 +290,24 @@ def test_every_component_is_checked_alive_and_answering(local_cluster: LocalClus
         stuck = {s.name: s for s in runtime.component_health(local_cluster.name)}["kube-scheduler"]
         assert stuck.running and not stuck.healthy
         assert stuck.problem.startswith("kube-scheduler is not healthy: /healthz on port ")
+        # Past its grace period (it may be starting), it is killed and started again.
+        wait_for(
+            lambda: components.process_age(scheduler) > components.UNHEALTHY_GRACE,
+            timeout=components.UNHEALTHY_GRACE + 30,
+            interval=1,
+            what="the scheduler to be older than the grace period",
+        )
+        assert runtime.restart_components(local_cluster.name) == [
+            f"killed kube-scheduler (unhealthy for over {components.UNHEALTHY_GRACE:.0f} s)",
+            "restarting kube-scheduler",
+        ]
     finally:
         os.kill(scheduler, signal.SIGCONT)
     wait_for(
         lambda: not [s for s in runtime.component_health(local_cluster.name) if s.problem],
         what="every component healthy again",
     )
+    assert not process_alive(scheduler)
 
 
 def test_ensure_running_starts_a_dead_component_and_only_it(local_cluster: LocalCluster) -> None:
