@@ -76,8 +76,13 @@ def candidate_blocks(size: int, *, base: int, ephemeral: tuple[int, int]) -> Ite
 
 
 def port_free(port: int) -> bool:
-    """Whether a server could bind 127.0.0.1:`port` now."""
+    """Whether a server could bind 127.0.0.1:`port` now.
+
+    With SO_REUSEADDR, as the components' (Go) listeners bind: a port left in TIME_WAIT by a
+    component that was just killed is free for its restart, one held by a listener is not.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:

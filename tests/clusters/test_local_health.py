@@ -115,6 +115,7 @@ def test_a_killed_controller_manager_degrades_the_cluster_until_it_is_restarted(
     try:
         assert _refresh(org_a, cluster).status == ClusterStatus.READY
         before = _pids(runtime, name)
+        port = _kcm_port(runtime, name)
         os.kill(before[KCM], signal.SIGKILL)
         wait_for(lambda: not process_alive(before[KCM]), timeout=30, what="the controller-manager to die")
 
@@ -135,7 +136,9 @@ def test_a_killed_controller_manager_degrades_the_cluster_until_it_is_restarted(
         assert {c["type"]: c["status"] for c in recovered.conditions}["ComponentsHealthy"] == "True"
         after = _pids(runtime, name)
         assert after[KCM] != before[KCM] and process_alive(after[KCM])
-        # Only the dead component was started again.
+        # Only the dead component was started again, on its own port (free again once it died).
+        assert _kcm_port(runtime, name) == port
+        assert not [e for e in _events(org_a, cluster) if "moved" in e]
         assert {k: v for k, v in after.items() if k != KCM} == {k: v for k, v in before.items() if k != KCM}
         _deployment_gets_pods(recovered, "after-restart")
     finally:
