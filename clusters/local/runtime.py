@@ -2,8 +2,10 @@
 run by kwokctl's binary runtime, with simulated nodes and pods (kwok) and metrics-server.
 
 Each cluster lives in a state directory (FLOTILLA_LOCAL_STATE_DIR, default
-~/.local/share/flotilla/local-clusters) with its kubeconfig, pids and logs; kwokctl picks free
-ports so clusters run side by side. Nodes are created and removed per pool with the Kubernetes
+~/.local/share/flotilla/local-clusters) with its kubeconfig, pids and logs; each owns a block of
+ports outside the kernel's ephemeral range (clusters.local.ports), so clusters run side by side.
+A cluster is up when every component is alive and healthy (clusters.local.components), not when
+the API server alone answers. Nodes are created and removed per pool with the Kubernetes
 API (no kubectl in product code); kwok makes them Ready and runs their pods. Every pod's log
 reads the cluster's simulated log file (CRI format), which `append_log` writes to.
 """
@@ -15,61 +17,49 @@ import fcntl
 import os
 import re
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from contextlib import AbstractContextManager, contextmanager, suppress
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import yaml
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
 from clusters import kube
-from clusters.local import binaries
+from clusters.local import binaries, components, ports
+from clusters.local.components import ComponentHealth
 from clusters.local.errors import BinariesMissing, HostLimitReached, LocalClusterError
-
-POOL_LABEL = "flotilla.io/pool"
-# Each cluster owns a block of ports, kept while it is stopped: kwokctl's own choice of "free"
-# ports would hand a stopped cluster's ports to the next new one, and its restart would fail.
-PORT_FIELDS = (
-    "kubeApiserverPort",
-    "etcdPort",
-    "etcdPeerPort",
-    "kwokControllerPort",
-    "kubeControllerManagerPort",
-    "kubeSchedulerPort",
-    "metricsServerPort",
+from clusters.local.nodes import (
+    POOL_LABEL,
+    NodePoolSpec,
+    Taint,
+    is_ready,
+    node_body,
+    node_index,
+    node_versions,
 )
-PORT_BLOCK = 10
+from clusters.local.ports import PORT_BLOCK, PORT_FIELDS
+
+# The pool spec types live in clusters.local.nodes; callers import them from here too.
+__all__ = [
+    "DEFAULT_MAX_CLUSTERS",
+    "NAME_MAX",
+    "POOL_LABEL",
+    "LocalClusterSpec",
+    "LocalRuntime",
+    "NodePoolSpec",
+    "Taint",
+    "embed_kubeconfig_files",
+    "max_clusters",
+    "process_alive",
+    "state_dir",
+]
 NAME_MAX = 40
 DEFAULT_MAX_CLUSTERS = 8
-
-
-@dataclass(frozen=True)
-class Taint:
-    """A node taint."""
-
-    key: str
-    value: str = ""
-    effect: str = "NoSchedule"
-
-
-@dataclass(frozen=True)
-class NodePoolSpec:
-    """Simulated nodes of one size, with labels and taints."""
-
-    name: str
-    count: int
-    cpu: str = "4"
-    memory: str = "8Gi"
-    pods: int = 110
-    labels: dict[str, str] = field(default_factory=dict)
-    taints: tuple[Taint, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -165,8 +155,9 @@ class LocalRuntime:
             raise
         return self.kubeconfig(spec.name)
 
-    def start_control_plane(self, name: str, version: str, *, timeout: float = 180) -> None:
-        """Create the cluster's control plane (no nodes yet) and wait until its API answers.
+    def start_control_plane(self, name: str, version: str, *, timeout: float = 180) -> list[str]:
+        """Create the cluster's control plane (no nodes yet) and wait until every component is
+        healthy; what had to be restarted on the way (a component that died at start).
 
         Fails cleanly: a control plane that does not come up is deleted before the error is raised.
         """
@@ -215,6 +206,8 @@ class LocalRuntime:
                 config = self._write_config(name)
                 args += ["--config", str(config)]
                 self._kwokctl(args, version=version, timeout=timeout + 60)
+            # kwokctl waits for the API server only: a component that died at start is not seen.
+            return self.wait_components(name, timeout=timeout)
         except Exception:
             self.delete(name)
             raise
@@ -258,7 +251,7 @@ class LocalRuntime:
         # The simulated kubelets are "upgraded" with the control plane.
         api = self.core_api(name)
         for node in api.list_node().items:
-            api.patch_node_status(node.metadata.name, {"status": {"nodeInfo": _node_versions(target)}})
+            api.patch_node_status(node.metadata.name, {"status": {"nodeInfo": node_versions(target)}})
 
     def _write_config(self, name: str) -> Path:
         log = self.log_file(name)
@@ -289,10 +282,14 @@ class LocalRuntime:
         path.write_text(yaml.safe_dump_all(documents))
         return path
 
+    def _host_lock(self) -> AbstractContextManager[None]:
+        return self._lock(self.root / ".lock")
+
+    @staticmethod
     @contextmanager
-    def _host_lock(self) -> Iterator[None]:
-        self.root.mkdir(parents=True, exist_ok=True)
-        with (self.root / ".lock").open("w") as fh:
+    def _lock(path: Path) -> Iterator[None]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
                 yield
@@ -300,21 +297,21 @@ class LocalRuntime:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
     def _reserved_ports(self) -> set[int]:
+        """Every port of every cluster's block on this host, running or stopped (its spare
+        ports too: a component whose port was taken moves to one of them)."""
         reserved: set[int] = set()
         for config in (self.root / "configs").glob("*.yaml"):
             for document in yaml.safe_load_all(config.read_text()):
                 options = (document or {}).get("options") or {}
-                reserved.update(int(options[f]) for f in PORT_FIELDS if f in options)
+                block = [int(options[f]) for f in PORT_FIELDS if f in options]
+                if block:
+                    reserved.update(block)
+                    reserved.update(range(min(block), min(block) + PORT_BLOCK))
         return reserved
 
     def _allocate_ports(self) -> dict[str, int]:
-        base = int(os.environ.get("FLOTILLA_LOCAL_PORT_BASE", "34000"))
-        reserved = self._reserved_ports()
-        for block in range(base, 65000 - PORT_BLOCK, PORT_BLOCK):
-            ports = list(range(block, block + len(PORT_FIELDS)))
-            if not reserved.intersection(ports) and all(_port_free(p) for p in ports):
-                return dict(zip(PORT_FIELDS, ports, strict=True))
-        raise HostLimitReached("no free block of ports is left for another local cluster")
+        # Outside the ephemeral range: see clusters.local.ports for why.
+        return ports.allocate_block(PORT_FIELDS, size=PORT_BLOCK, reserved=self._reserved_ports())
 
     def kubeconfig(self, name: str) -> str:
         """The cluster's admin kubeconfig, self-contained (certificates embedded, no file paths)."""
@@ -355,7 +352,7 @@ class LocalRuntime:
         while time.monotonic() < deadline:
             try:
                 nodes = self.core_api(name).list_node(_request_timeout=5).items
-                ready = [n for n in nodes if _is_ready(n)]
+                ready = [n for n in nodes if is_ready(n)]
                 if len(nodes) == expected_nodes and len(ready) == expected_nodes:
                     return
                 last = f"{len(ready)}/{expected_nodes} nodes Ready"
@@ -382,14 +379,14 @@ class LocalRuntime:
             raise LocalClusterError("a pool's node count cannot be negative")
         existing = sorted(
             (n.metadata.name for n in api.list_node(label_selector=f"{POOL_LABEL}={pool.name}").items),
-            key=_node_index,
+            key=node_index,
         )
         wanted = [f"{pool.name}-{i}" for i in range(pool.count)]
         missing = [n for n in wanted if n not in existing]
         version = self.running_version(name) if missing else ""
         for node_name in missing:
             try:
-                api.create_node(_node_body(node_name, pool, version))
+                api.create_node(node_body(node_name, pool, version))
             except ApiException as exc:
                 if exc.status != 409:
                     raise
@@ -402,25 +399,65 @@ class LocalRuntime:
                         raise
 
     def ensure_running(self, name: str, *, timeout: float = 120) -> bool:
-        """Bring a stopped cluster back (after a host or worker restart). True if it was restarted."""
+        """Bring a stopped cluster back (after a host or worker restart), or its dead components.
+        True if anything was started."""
         if name not in self.list_clusters():
             raise LocalClusterError(f"no local cluster named {name!r} on this host")
         if self.is_healthy(name):
-            return False
+            # The API answers, but a component may be down (a killed controller-manager).
+            return bool(self.restart_components(name))
         self._start(
             name, timeout=timeout, failure=f"local cluster {name!r} did not come back after {timeout:.0f} s"
         )
         return True
 
     def _start(self, name: str, *, timeout: float, failure: str) -> None:
-        """Start a stopped cluster's processes and wait until its API answers."""
-        self._kwokctl(
-            ["start", "cluster", "--name", name, "--wait", f"{int(timeout)}s"], timeout=timeout + 60
-        )
+        """Start a stopped cluster's processes and wait until its API and components answer."""
+        self.restart_components(name, wait=f"{int(timeout)}s", timeout=timeout + 60)
         deadline = time.monotonic() + timeout
         while not self.is_healthy(name):
             if time.monotonic() > deadline:
                 raise LocalClusterError(failure)
+            time.sleep(0.5)
+        self.wait_components(name, timeout=max(30.0, deadline - time.monotonic()))
+
+    # --- components -----------------------------------------------------------------------
+
+    def component_health(self, name: str) -> list[ComponentHealth]:
+        """Each component of the cluster: alive, and answering its health endpoint."""
+        return components.check(self.cluster_dir(name), process_alive)
+
+    def restart_components(self, name: str, *, wait: str = "", timeout: float = 120) -> list[str]:
+        """Start the components that are down (only those: kwokctl leaves live ones alone).
+
+        Returns what was done, one line each ("moved kube-controller-manager from port ...").
+        Checked again under the cluster's lock, so two workers never start a component twice.
+        """
+        with self._lock(self.cluster_dir(name) / ".repair.lock"):
+            actions = components.prepare_restart(self.cluster_dir(name), self.component_health(name))
+            if actions or wait:
+                self._kwokctl(
+                    ["start", "cluster", "--name", name, *(["--wait", wait] if wait else [])], timeout=timeout
+                )
+        return actions
+
+    def wait_components(self, name: str, *, timeout: float = 120) -> list[str]:
+        """Wait until every component is healthy, restarting those that die; what was restarted.
+
+        A component that dies at start (its port taken between the allocation and its bind) is
+        started again, on a spare port if it can move; LocalClusterError after `timeout`.
+        """
+        deadline = time.monotonic() + timeout
+        done: list[str] = []
+        while True:
+            states = self.component_health(name)
+            problems = [s.problem for s in states if s.problem]
+            if not problems:
+                return list(dict.fromkeys(done))  # a component restarted twice is said once
+            if time.monotonic() > deadline:
+                raise LocalClusterError(f"local cluster {name!r}: {'; '.join(problems)}")
+            # Dead ones are started again; live unhealthy ones only after their grace period.
+            done += self.restart_components(name)
             time.sleep(0.5)
 
     def stop(self, name: str) -> None:
@@ -478,15 +515,6 @@ def embed_kubeconfig_files(text: str, *, base: Path) -> str:
     return yaml.dump(doc, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), sort_keys=False)
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def process_alive(pid: int) -> bool:
     """Whether a process runs; a zombie (exited, waiting to be reaped by its parent) does not."""
     try:
@@ -515,60 +543,3 @@ def _check_name(name: str) -> None:
             f"cluster name {name!r}: use 1-{NAME_MAX} lowercase letters, digits and hyphens, "
             "starting with a letter"
         )
-
-
-def _node_index(name: str) -> int:
-    tail = name.rsplit("-", 1)[-1]
-    return int(tail) if tail.isdigit() else 0
-
-
-def _is_ready(node: Any) -> bool:
-    return any(c.type == "Ready" and c.status == "True" for c in (node.status.conditions or []))
-
-
-def _node_versions(version: str) -> dict[str, str]:
-    """What a node reports of its kubelet (kwok keeps these instead of its own version)."""
-    return {"kubeletVersion": f"v{version}", "kubeProxyVersion": f"v{version}"}
-
-
-def _node_body(name: str, pool: NodePoolSpec, version: str) -> dict[str, Any]:
-    capacity = {"cpu": pool.cpu, "memory": pool.memory, "pods": str(pool.pods)}
-    return {
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {
-            "name": name,
-            "labels": {
-                **pool.labels,
-                POOL_LABEL: pool.name,
-                "kubernetes.io/hostname": name,
-                "kubernetes.io/os": "linux",
-                "kubernetes.io/arch": "amd64",
-                "type": "kwok",
-            },
-            "annotations": {
-                # kwok manages nodes carrying this annotation.
-                "kwok.x-k8s.io/node": "fake",
-                "node.alpha.kubernetes.io/ttl": "0",
-                # kwok serves every node's kubelet metrics on one port, under a per-node path;
-                # metrics-server follows this annotation instead of /metrics/resource.
-                "metrics.k8s.io/resource-metrics-path": f"/metrics/nodes/{name}/metrics/resource",
-            },
-        },
-        "spec": {"taints": [{"key": t.key, "value": t.value, "effect": t.effect} for t in pool.taints]},
-        "status": {
-            "capacity": capacity,
-            "allocatable": capacity,
-            "nodeInfo": {
-                "architecture": "amd64",
-                "operatingSystem": "linux",
-                "containerRuntimeVersion": "kwok",
-                "kernelVersion": "kwok",
-                "osImage": "kwok simulated node",
-                "bootID": "",
-                "machineID": "",
-                "systemUUID": "",
-                **_node_versions(version),
-            },
-        },
-    }

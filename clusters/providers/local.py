@@ -6,6 +6,9 @@ worker that created it; Flotilla's health refresh brings it back after that host
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from clusters.choices import EventLevel
 from clusters.exceptions import ProviderError
 from clusters.local import binaries
 from clusters.local.errors import BinariesMissing, HostLimitReached, LocalClusterError
@@ -38,6 +41,18 @@ def pool_spec(pool: NodePool, *, count: int | None = None) -> NodePoolSpec:
             for t in pool.taints or []
         ),
     )
+
+
+@dataclass(frozen=True)
+class ComponentsReport:
+    """What a check of a local control plane's components found, and what it restarted."""
+
+    problems: list[str]
+    actions: list[str]
+
+    @property
+    def reason(self) -> str:
+        return "; ".join(self.problems)
 
 
 def _provider_error(exc: LocalClusterError) -> ProviderError:
@@ -85,10 +100,15 @@ class LocalDriver(ProviderDriver):
                     # Left half-made by a worker that died during creation: start again.
                     ctx.event("Removing a half-created control plane left by an interrupted worker")
                     self.runtime.delete(name)
-                self.runtime.start_control_plane(name, cluster.version)
+                restarted = self.runtime.start_control_plane(name, cluster.version)
                 ctx.resource_created(plane, name)
+                for action in restarted:
+                    ctx.event(f"Control plane: {action}", level=EventLevel.WARNING)
                 ctx.store_kubeconfig(self.runtime.kubeconfig(name))
                 return Outcome.step(f"Control plane of Kubernetes {cluster.version} is up", progress=40)
+            # A component that died while the API answers is named; a whole stopped plane is not.
+            for action in self.runtime.restart_components(name) if self.runtime.is_healthy(name) else []:
+                ctx.event(f"Control plane: {action}", level=EventLevel.WARNING)
             if self.runtime.ensure_running(name):
                 ctx.event("Control plane was stopped (host or worker restart); started it again")
             ctx.store_kubeconfig(self.runtime.kubeconfig(name))
@@ -112,6 +132,27 @@ class LocalDriver(ProviderDriver):
             return self.runtime.ensure_running(cluster.external_name)
         except LocalClusterError as exc:
             raise _provider_error(exc) from exc
+
+    def check_components(self, cluster: Cluster, *, repair: bool) -> ComponentsReport:
+        """Each control-plane component alive and healthy? With `repair`, restart those that are down.
+
+        The problems are those found before any restart: the cluster is Ready again only when a
+        later check finds every component healthy.
+        """
+        name = cluster.external_name
+        try:
+            states = self.runtime.component_health(name)
+        except (LocalClusterError, OSError, ValueError) as exc:
+            problem = f"the control plane of {name} cannot be checked: {exc}"
+            return ComponentsReport(problems=[problem], actions=[])
+        problems = [s.problem for s in states if s.problem]
+        actions: list[str] = []
+        if repair and problems:
+            try:
+                actions = self.runtime.restart_components(name)
+            except (LocalClusterError, OSError, ValueError) as exc:
+                actions = [f"restart failed: {str(exc)[:500]}"]
+        return ComponentsReport(problems=problems, actions=actions)
 
     def destroy(self, ctx: ReconcileContext) -> Outcome:
         name = ctx.cluster.external_name

@@ -10,8 +10,9 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Sum
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from clusters import kube
@@ -74,6 +75,33 @@ def _check_quotas(org: Organization, *, extra_clusters: int, extra_nodes: int) -
                 f"the quota is {org.max_nodes}.",
                 fields={"count": [f"Node quota ({org.max_nodes}) exceeded."]},
             )
+
+
+def _check_local_share(provider: ProviderAccount) -> None:
+    """One org's share of this host's local control planes (the org row is locked by the caller).
+
+    Local clusters, and cloud clusters in simulation mode (a local control plane stands in for
+    k3s), all run on the Flotilla host, whose FLOTILLA_LOCAL_MAX_CLUSTERS slots are shared by
+    every org.
+    """
+    if not _runs_on_this_host(provider):
+        return
+    limit = settings.FLOTILLA_LOCAL_MAX_CLUSTERS_PER_ORG
+    used = (
+        Cluster.objects.filter(deleted_at__isnull=True)
+        .filter(Q(provider__kind=ProviderKind.LOCAL) | Q(provider__settings__bootstrap="local"))
+        .count()
+    )
+    if used + 1 > limit:
+        raise QuotaExceeded(
+            f"Your organisation may run at most {limit} local clusters on this host "
+            f"(FLOTILLA_LOCAL_MAX_CLUSTERS_PER_ORG) and has {used}; delete one first.",
+            fields={"provider": [f"Local cluster limit ({limit}) reached."]},
+        )
+
+
+def _runs_on_this_host(provider: ProviderAccount) -> bool:
+    return provider.kind == ProviderKind.LOCAL or (provider.settings or {}).get("bootstrap") == "local"
 
 
 def _start_operation(
@@ -152,6 +180,7 @@ def create_cluster(
             if Cluster.objects.filter(name=name, deleted_at__isnull=True).exists():
                 raise Conflict(f"A cluster named {name!r} already exists.", fields={"name": ["Taken."]})
             _check_quotas(org, extra_clusters=1, extra_nodes=sum(p.count for p in checked))
+            _check_local_share(provider)
             cluster = Cluster.objects.create(
                 name=name,
                 provider=provider,

@@ -24,6 +24,7 @@ from clusters.choices import (
 )
 from clusters.models import Cluster, ClusterEvent, Node, NodePool, Operation
 from clusters.providers.base import Outcome
+from clusters.providers.local import ComponentsReport, LocalDriver
 from clusters.providers.registry import driver_for
 from clusters.services.events import cluster_changed
 from config.tasks import enqueue
@@ -48,6 +49,11 @@ def converged(cluster: Cluster, *, managed: bool) -> Outcome:
     if ready < wanted or extra:
         message = f"{ready}/{wanted} nodes Ready" + (f", {extra} to remove" if extra else "")
         return Outcome.wait(message, 1.0, progress=50 + int(45 * ready / max(wanted, 1)))
+    # Nodes Ready is not enough: kwok makes them so even when the controller-manager is dead.
+    # (The driver's step restarts what is down; here the operation only waits for it.)
+    report = control_plane_report(cluster, repair=False)
+    if report is not None and report.problems:
+        return Outcome.wait(f"Waiting for the control plane: {report.reason}", 2.0, progress=95)
     return Outcome.finished(f"All {wanted} nodes Ready on Kubernetes {observation.version}")
 
 
@@ -88,14 +94,27 @@ def sync_nodes(cluster: Cluster, observation: kube.Observation) -> None:
         cluster.save(update_fields=["observed_version", "updated_at"])
 
 
-def conditions(*, api: bool, nodes_ready: bool, spec: bool, reason: str = "") -> list[dict[str, str]]:
-    """The cluster's conditions as shown on its page and in the API."""
+def control_plane_report(cluster: Cluster, *, repair: bool) -> ComponentsReport | None:
+    """For a control plane this host runs (the local provider): every component alive and
+    healthy, restarting those that are down when `repair`. None for other clusters."""
+    driver = driver_for(cluster.provider)
+    if not isinstance(driver, LocalDriver):
+        return None
+    return driver.check_components(cluster, repair=repair)
+
+
+def conditions(
+    *, api: bool, nodes_ready: bool, spec: bool, reason: str = "", components: bool | None = None
+) -> list[dict[str, str]]:
+    """The cluster's conditions as shown on its page and in the API (ComponentsHealthy: only
+    for control planes Flotilla runs itself)."""
     now = timezone.now().isoformat()
 
     def item(kind: str, ok: bool) -> dict[str, str]:
         return {"type": kind, "status": "True" if ok else "False", "reason": "" if ok else reason, "at": now}
 
-    return [item("ApiReachable", api), item("NodesReady", nodes_ready), item("SpecReached", spec)]
+    items = [item("ApiReachable", api), item("NodesReady", nodes_ready), item("SpecReached", spec)]
+    return items if components is None else [*items, item("ComponentsHealthy", components)]
 
 
 def refresh_cluster_health(cluster_id: int) -> str:
@@ -112,6 +131,7 @@ def refresh_cluster_health(cluster_id: int) -> str:
     managed = cluster.provider.kind != ProviderKind.EXISTING
     reason = ""
     api_ok = nodes_ok = spec_ok = False
+    components_ok: bool | None = None
     try:
         try:
             observation = kube.observe(cluster.kubeconfig_text())
@@ -142,9 +162,18 @@ def refresh_cluster_health(cluster_id: int) -> str:
             if observation.version != cluster.version:
                 spec_ok = False
                 reason = reason or f"API server runs {observation.version}, the spec says {cluster.version}."
+        report = control_plane_report(cluster, repair=True)
+        if report is not None:
+            components_ok = not report.problems
+            if report.problems:
+                reason = report.reason  # a dead component explains whatever else looks wrong
+            for action in report.actions:
+                ClusterEvent.objects.create(
+                    cluster=cluster, level=EventLevel.WARNING, message=f"Control plane: {action}"
+                )
     except (FlotillaError, kube.KubeError) as exc:
         reason = exc.message
-    healthy = api_ok and nodes_ok and spec_ok
+    healthy = api_ok and nodes_ok and spec_ok and components_ok is not False
     target = ClusterStatus.READY if healthy else ClusterStatus.DEGRADED
     with transaction.atomic():
         cluster = Cluster.objects.select_for_update().get(pk=cluster.pk)
@@ -153,7 +182,9 @@ def refresh_cluster_health(cluster_id: int) -> str:
             cluster.transition_to(target, reason)
         elif cluster.status == target:
             cluster.status_reason = reason
-        cluster.conditions = conditions(api=api_ok, nodes_ready=nodes_ok, spec=spec_ok, reason=reason)
+        cluster.conditions = conditions(
+            api=api_ok, nodes_ready=nodes_ok, spec=spec_ok, reason=reason, components=components_ok
+        )
         cluster.health_checked_at = timezone.now()
         cluster.save(
             update_fields=["status", "status_reason", "conditions", "health_checked_at", "updated_at"]

@@ -167,6 +167,10 @@ FLOTILLA_OPERATION_RUN_BUDGET = env_int("FLOTILLA_OPERATION_RUN_BUDGET", 600)
 # One step (booting machines, waiting for nodes) may take at most this long before it fails.
 FLOTILLA_OPERATION_STEP_TIMEOUT = env_int("FLOTILLA_OPERATION_STEP_TIMEOUT", 600)
 
+# Local clusters (control planes on this host, FLOTILLA_LOCAL_MAX_CLUSTERS in all) one org may
+# have at once, so that one tenant cannot take every slot of the host.
+FLOTILLA_LOCAL_MAX_CLUSTERS_PER_ORG = env_int("FLOTILLA_LOCAL_MAX_CLUSTERS_PER_ORG", 3)
+
 # Cloud endpoints a tenant types (an EC2-compatible endpoint, an OpenStack auth URL) may not
 # resolve to loopback/private/link-local addresses unless this is set (emulators, private clouds).
 FLOTILLA_CLOUD_PRIVATE_ENDPOINTS = env_bool("FLOTILLA_CLOUD_PRIVATE_ENDPOINTS", False)

@@ -32,3 +32,6 @@ DATABASES["default"]["TEST"] = {  # noqa: F405
     **DATABASES["default"].get("TEST", {}),  # noqa: F405
     "NAME": env_str("FLOTILLA_TEST_DATABASE", "test_flotilla"),
 }
+# Query-budget tests list six (never started) local clusters of one org; the per-org share of
+# the host is tested with its own value (tests/clusters/test_local_share.py).
+FLOTILLA_LOCAL_MAX_CLUSTERS_PER_ORG = 10

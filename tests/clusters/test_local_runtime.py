@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 from typing import Any
 
 import pytest
 from kubernetes import client as k8s
 
-from clusters.local import binaries
+from clusters.local import binaries, components
 from clusters.local.errors import BinariesMissing, HostLimitReached, LocalClusterError
 from clusters.local.runtime import LocalClusterSpec, LocalRuntime, NodePoolSpec, Taint, process_alive
 from tests.local_kube import ClusterFactory, LocalCluster, wait_for
@@ -266,3 +268,64 @@ def test_bad_requests_are_refused_cleanly(
     with pytest.raises(HostLimitReached, match="FLOTILLA_LOCAL_MAX_CLUSTERS"):
         local_runtime.create(LocalClusterSpec(name="one-too-many", version=version, pools=()))
     assert local_runtime.list_clusters() == before
+
+
+def test_every_component_is_checked_alive_and_answering(local_cluster: LocalCluster) -> None:
+    runtime = local_cluster.runtime
+    states = {s.name: s for s in runtime.component_health(local_cluster.name)}
+    assert set(states) == {
+        "etcd",
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+        "kwok-controller",
+        "metrics-server",
+    }
+    assert [s.problem for s in states.values() if s.problem] == []
+    # A process that is alive but does not answer (stopped, as a hung one would be) is unhealthy.
+    scheduler = states["kube-scheduler"].pid
+    assert scheduler is not None
+    os.kill(scheduler, signal.SIGSTOP)
+    try:
+        stuck = {s.name: s for s in runtime.component_health(local_cluster.name)}["kube-scheduler"]
+        assert stuck.running and not stuck.healthy
+        assert stuck.problem.startswith("kube-scheduler is not healthy: /healthz on port ")
+        # Past its grace period (it may be starting), it is killed and started again.
+        wait_for(
+            lambda: components.process_age(scheduler) > components.UNHEALTHY_GRACE,
+            timeout=components.UNHEALTHY_GRACE + 30,
+            interval=1,
+            what="the scheduler to be older than the grace period",
+        )
+        assert runtime.restart_components(local_cluster.name) == [
+            f"killed kube-scheduler (unhealthy for over {components.UNHEALTHY_GRACE:.0f} s)",
+            "restarting kube-scheduler",
+        ]
+    finally:
+        os.kill(scheduler, signal.SIGCONT)
+    wait_for(
+        lambda: not [s for s in runtime.component_health(local_cluster.name) if s.problem],
+        what="every component healthy again",
+    )
+    assert not process_alive(scheduler)
+
+
+def test_ensure_running_starts_a_dead_component_and_only_it(local_cluster: LocalCluster) -> None:
+    runtime = local_cluster.runtime
+    before = {s.name: s.pid for s in runtime.component_health(local_cluster.name)}
+    os.kill(before["kube-scheduler"] or 0, signal.SIGKILL)
+    wait_for(lambda: not process_alive(before["kube-scheduler"] or 0), what="the scheduler to die")
+    dead = {s.name: s.problem for s in runtime.component_health(local_cluster.name) if s.problem}
+    assert dead == {"kube-scheduler": "kube-scheduler is not running"}
+    assert runtime.is_healthy(local_cluster.name)  # the API server alone does not tell
+    assert runtime.ensure_running(local_cluster.name) is True
+    wait_for(
+        lambda: not [s for s in runtime.component_health(local_cluster.name) if s.problem],
+        what="every component healthy again",
+    )
+    after = {s.name: s.pid for s in runtime.component_health(local_cluster.name)}
+    assert after["kube-scheduler"] != before["kube-scheduler"]
+    assert {k: v for k, v in after.items() if k != "kube-scheduler"} == {
+        k: v for k, v in before.items() if k != "kube-scheduler"
+    }
+    assert runtime.ensure_running(local_cluster.name) is False
