@@ -170,6 +170,9 @@ FLOTILLA_OPERATION_STEP_TIMEOUT = env_int("FLOTILLA_OPERATION_STEP_TIMEOUT", 600
 # Cloud endpoints a tenant types (an EC2-compatible endpoint, an OpenStack auth URL) may not
 # resolve to loopback/private/link-local addresses unless this is set (emulators, private clouds).
 FLOTILLA_CLOUD_PRIVATE_ENDPOINTS = env_bool("FLOTILLA_CLOUD_PRIVATE_ENDPOINTS", False)
+# Exceptions to the outbound policy (config.outbound): CIDRs and/or host:port pairs that a
+# tenant's URLs (kubeconfig servers, provider endpoints) may reach although they are not public.
+FLOTILLA_OUTBOUND_ALLOW = env_list("FLOTILLA_OUTBOUND_ALLOW")
 
 # --- Live updates (Channels) --------------------------------------------------------------
 _db = DATABASES["default"]
