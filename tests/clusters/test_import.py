@@ -32,9 +32,10 @@ from rest_framework.test import APIClient
 from clusters import kube
 from clusters.choices import ClusterStatus, OperationStatus
 from clusters.models import Cluster, Node, Operation, ProviderAccount
+from clusters.services.health import refresh_cluster_health
 from orgs.models import Organization
 from tests.api_checks import assert_error
-from tests.clusters.fake_api import FakeApi, json_answer, kubeconfig_for
+from tests.clusters.fake_api import FakeApi, json_answer, kubeconfig_for, kubernetes
 from tests.clusters.helpers import run
 from tests.local_kube import LocalCluster
 
@@ -269,3 +270,30 @@ def test_exec_credentials_are_refused(
     error = assert_error(client_a.post(URL, payload, format="json"), 400, None, "kubeconfig")
     assert "run a command" in error["message"]
     _nothing_created(org_a)
+
+
+def _kubernetes_with_a_node(conn: socket.socket, request: bytes) -> None:
+    if request.split(b" ", 2)[1].startswith(b"/version"):
+        kubernetes(conn, request)
+        return
+    node = {"metadata": {"name": "n1"}, "status": {"conditions": [{"type": "Ready", "status": "True"}]}}
+    conn.sendall(json_answer("200 OK", {"kind": "NodeList", "apiVersion": "v1", "items": [node]}))
+
+
+def test_every_later_call_is_checked_again(client_a: APIClient, org_a: Organization) -> None:
+    server = FakeApi(_kubernetes_with_a_node)
+    try:
+        kubeconfig = kubeconfig_for(f"http://127.0.0.1:{server.port}")
+        with _allow(kubeconfig):
+            cluster, operation = _import(client_a, org_a, {"name": "ext", "kubeconfig": kubeconfig})
+            assert operation.status == OperationStatus.SUCCEEDED and cluster.version == "1.30.2"
+            with schema_context(org_a.schema_name):
+                assert refresh_cluster_health(cluster.pk) == ClusterStatus.READY
+        asked = len(server.requests)
+        # The operator withdraws the exception: the next health check refuses before connecting.
+        with schema_context(org_a.schema_name):
+            assert refresh_cluster_health(cluster.pk) == ClusterStatus.DEGRADED
+            assert "a loopback address" in Cluster.objects.get(pk=cluster.pk).status_reason
+        assert len(server.requests) == asked
+    finally:
+        server.close()
