@@ -297,3 +297,29 @@ def test_every_later_call_is_checked_again(client_a: APIClient, org_a: Organizat
         assert len(server.requests) == asked
     finally:
         server.close()
+
+
+def test_a_failed_import_can_be_retried(client_a: APIClient, org_a: Organization) -> None:
+    state = {"up": False}
+
+    def sometimes(conn: socket.socket, request: bytes) -> None:
+        if state["up"]:
+            _kubernetes_with_a_node(conn, request)
+        else:
+            conn.sendall(json_answer("503 Service Unavailable", {}))
+
+    server = FakeApi(sometimes)
+    try:
+        kubeconfig = kubeconfig_for(f"http://127.0.0.1:{server.port}")
+        with _allow(kubeconfig):
+            cluster, operation = _import(client_a, org_a, {"name": "later", "kubeconfig": kubeconfig})
+            assert operation.status == OperationStatus.FAILED
+            assert "answered HTTP 503 Service Unavailable" in cluster.status_reason
+            state["up"] = True
+            retried = client_a.post(f"/api/v1/clusters/operations/{operation.pk}/retry/")
+            assert retried.status_code == 202, retried.json()
+            assert run(org_a, operation).status == OperationStatus.SUCCEEDED
+        with schema_context(org_a.schema_name):
+            assert Cluster.objects.get(pk=cluster.pk).status == ClusterStatus.READY
+    finally:
+        server.close()
