@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from config.env import database_from_url, env_bool, env_int, env_list, env_str
+from config.outbound import parse_allowance
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -173,6 +174,7 @@ FLOTILLA_CLOUD_PRIVATE_ENDPOINTS = env_bool("FLOTILLA_CLOUD_PRIVATE_ENDPOINTS", 
 # Exceptions to the outbound policy (config.outbound): CIDRs and/or host:port pairs that a
 # tenant's URLs (kubeconfig servers, provider endpoints) may reach although they are not public.
 FLOTILLA_OUTBOUND_ALLOW = env_list("FLOTILLA_OUTBOUND_ALLOW")
+parse_allowance(FLOTILLA_OUTBOUND_ALLOW)  # a malformed entry stops start-up, not a request later
 
 # --- Live updates (Channels) --------------------------------------------------------------
 _db = DATABASES["default"]
