@@ -1,11 +1,19 @@
 """The one place Flotilla talks to a cluster's Kubernetes API (official client, no kubectl).
 
-Every call has a timeout; failures become `KubeError` with a message a user can act on
-(unreachable, refused credentials, TLS, malformed kubeconfig).
+Every call has per-socket timeouts, a total deadline and a cap on the answer's size
+(`clusters.kube_transport`); failures become `KubeError` with a message a user can act on
+(unreachable, refused credentials, TLS, not a Kubernetes API, malformed kubeconfig).
+
+Where a call may go is the outbound policy's decision (`config.outbound`): unless the caller
+says the cluster is one Flotilla runs itself (`trusted`, the local provider), the server's
+address is resolved and checked before every use, and the client connects to the address that
+was checked (the host name only verifies TLS), so a DNS answer that changes to a private address
+is caught at the next call and never raced.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import ssl
 import threading
@@ -13,20 +21,30 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any
 
 import urllib3
 import yaml
 from kubernetes import client as k8s
-from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
-from kubernetes.config.config_exception import ConfigException
 
+from clusters.kube_transport import (
+    AnswerTooLarge,
+    BoundedPoolManager,
+    CallDeadline,
+    CredentialsUnusable,
+    Limits,
+    ssl_context,
+)
+from config.outbound import CheckedTarget, OutboundRefused, check_url
 from orgs.exceptions import FlotillaError
 
 POOL_LABEL = "flotilla.io/pool"
 REQUEST_TIMEOUT = (3.0, 10.0)  # connect, read (seconds)
 MAX_KUBECONFIG_BYTES = 256 * 1024
+LIMITS = Limits()
+SERVER = "the kubeconfig's server"
 
 
 class KubeError(FlotillaError):
@@ -35,12 +53,18 @@ class KubeError(FlotillaError):
     code = "cluster_unreachable"
     status = 502
 
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message, fields={"kubeconfig": [message]})
+        # An answer that is not Kubernetes's, or too large, does not change on a retry.
+        self.retryable = retryable
+
 
 class KubeconfigInvalid(FlotillaError):
     """An uploaded kubeconfig is not usable as it is."""
 
     code = "invalid"
     status = 400
+    retryable = False
 
     def __init__(self, reason: str) -> None:
         super().__init__(f"kubeconfig: {reason}", fields={"kubeconfig": [reason]})
@@ -75,11 +99,74 @@ class Observation:
         return sum(1 for n in self.nodes if n.pool == pool)
 
 
+def _mapping(value: Any, what: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise KubeconfigInvalid(f"{what} must be a mapping, not {_kind_of(value)}")
+    return value
+
+
+def _kind_of(value: Any) -> str:
+    return {str: "a string", list: "a list", int: "a number", float: "a number", bool: "true/false"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _named(doc: dict[str, Any], section: str, inner: str) -> dict[str, dict[str, Any]]:
+    """`clusters`, `users` or `contexts` as {name: body}, refusing entries of the wrong shape."""
+    entries = doc.get(section)
+    if entries is None:
+        return {}
+    if not isinstance(entries, list):
+        raise KubeconfigInvalid(
+            f"{section} must be a list of {{name, {inner}}} entries, not {_kind_of(entries)}"
+        )
+    found: dict[str, dict[str, Any]] = {}
+    for entry in entries:
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            raise KubeconfigInvalid(f"every entry of {section} needs a name and a {inner} mapping")
+        found[entry["name"]] = _mapping(entry.get(inner), f"{section}[{entry['name']}].{inner}")
+    return found
+
+
+def _chosen(
+    doc: Any, context: str | None
+) -> tuple[str, dict[str, Any], str, dict[str, Any], str, dict[str, Any]]:
+    """The context to use, its body, and its cluster and user (each as name and body)."""
+    if not isinstance(doc, dict) or doc.get("kind", "Config") != "Config":
+        raise KubeconfigInvalid("not a kubeconfig (expected a YAML mapping of kind Config)")
+    contexts = _named(doc, "contexts", "context")
+    if not contexts:
+        raise KubeconfigInvalid("it has no contexts")
+    current = doc.get("current-context")
+    if current is not None and not isinstance(current, str):
+        raise KubeconfigInvalid("current-context must be a context's name")
+    name = context or current or (next(iter(contexts)) if len(contexts) == 1 else None)
+    if not name:
+        raise KubeconfigInvalid("it has several contexts and no current-context; choose one")
+    if name not in contexts:
+        raise KubeconfigInvalid(f"it has no context named {name!r} (it has: {', '.join(sorted(contexts))})")
+    chosen = contexts[name]
+    cluster_name, user_name = chosen.get("cluster"), chosen.get("user") or "user"
+    if not isinstance(cluster_name, str) or not isinstance(user_name, str):
+        raise KubeconfigInvalid(f"context {name!r} must name its cluster and user")
+    clusters = _named(doc, "clusters", "cluster")
+    cluster = clusters.get(cluster_name)
+    if cluster is None or not cluster.get("server"):
+        raise KubeconfigInvalid(f"context {name!r} names no cluster with a server address")
+    if not isinstance(cluster["server"], str):
+        raise KubeconfigInvalid(f"the server of cluster {cluster_name!r} must be a URL")
+    user = _named(doc, "users", "user").get(user_name, {})
+    return name, chosen, cluster_name, cluster, user_name, user
+
+
 def parse_kubeconfig(text: str, context: str | None = None) -> tuple[str, str]:
-    """Check an uploaded kubeconfig and keep only one context: returns (kubeconfig, context name).
+    """Check an uploaded kubeconfig's shape and keep only one context: returns (kubeconfig, context name).
 
     The result is self-contained: only that context, its cluster and its user, so nothing else
-    of the uploader's file is stored.
+    of the uploader's file is stored. Nothing is contacted here (`check_server` applies the
+    outbound policy; the import's worker makes the first call).
     """
     if not text or not text.strip():
         raise KubeconfigInvalid("the file is empty")
@@ -91,55 +178,57 @@ def parse_kubeconfig(text: str, context: str | None = None) -> tuple[str, str]:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
         raise KubeconfigInvalid(f"not valid YAML{where}") from exc
-    if not isinstance(doc, dict) or doc.get("kind", "Config") != "Config":
-        raise KubeconfigInvalid("not a kubeconfig (expected a YAML mapping of kind Config)")
-    contexts: dict[str, dict[str, Any]] = {
-        str(c.get("name")): c.get("context") or {} for c in doc.get("contexts") or [] if isinstance(c, dict)
-    }
-    if not contexts:
-        raise KubeconfigInvalid("it has no contexts")
-    name = context or doc.get("current-context") or (next(iter(contexts)) if len(contexts) == 1 else None)
-    if not name:
-        raise KubeconfigInvalid("it has several contexts and no current-context; choose one")
-    if name not in contexts:
-        raise KubeconfigInvalid(f"it has no context named {name!r} (it has: {', '.join(sorted(contexts))})")
-    chosen = contexts[name]
-    clusters = {c.get("name"): c for c in doc.get("clusters") or [] if isinstance(c, dict)}
-    users = {u.get("name"): u for u in doc.get("users") or [] if isinstance(u, dict)}
-    cluster = clusters.get(chosen.get("cluster"))
-    if cluster is None or not (cluster.get("cluster") or {}).get("server"):
-        raise KubeconfigInvalid(f"context {name!r} names no cluster with a server address")
-    user = users.get(chosen.get("user"), {"name": chosen.get("user") or "user", "user": {}})
-    if (user.get("user") or {}).get("exec") or (user.get("user") or {}).get("auth-provider"):
+    name, chosen, cluster_name, cluster, user_name, user = _chosen(doc, context)
+    if user.get("exec") or user.get("auth-provider"):
         raise KubeconfigInvalid(
             "credentials that run a command (exec/auth-provider plugins) cannot be used by Flotilla; "
             "use a service-account token or a client certificate"
         )
     for key in ("certificate-authority", "client-certificate", "client-key", "tokenFile"):
-        if key in (cluster.get("cluster") or {}) or key in (user.get("user") or {}):
+        if key in cluster or key in user:
             raise KubeconfigInvalid(f"{key} points to a file on your machine; embed it ({key}-data)")
+    if cluster.get("proxy-url"):
+        raise KubeconfigInvalid("proxy-url is not supported: Flotilla connects to the server directly")
+    for key, value in (*cluster.items(), *user.items()):
+        typed = str(key).endswith("-data") or key in ("token", "username", "password", "tls-server-name")
+        if typed and not isinstance(value, str):
+            raise KubeconfigInvalid(f"{key} must be a string")
     minimal = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [cluster],
-        "users": [user],
-        "contexts": [{"name": name, "context": {**chosen}}],
+        "clusters": [{"name": cluster_name, "cluster": cluster}],
+        "users": [{"name": user_name, "user": user}],
+        "contexts": [{"name": name, "context": {**chosen, "cluster": cluster_name, "user": user_name}}],
         "current-context": name,
     }
     return yaml.safe_dump(minimal, sort_keys=False), name
 
 
+def _stored(kubeconfig: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The cluster and user of a stored kubeconfig's current context."""
+    try:
+        _, _, _, cluster, _, user = _chosen(load_yaml(kubeconfig), None)
+    except yaml.YAMLError as exc:
+        raise KubeconfigInvalid("the stored kubeconfig is not valid YAML") from exc
+    return cluster, user
+
+
 def server_of(kubeconfig: str) -> str:
-    """The API server address of a kubeconfig's current context."""
-    doc = load_yaml(kubeconfig) or {}
-    current = doc.get("current-context")
-    ctx: dict[str, Any] = next(
-        (c["context"] for c in doc.get("contexts") or [] if c.get("name") == current), {}
-    )
-    cluster: dict[str, Any] = next(
-        (c["cluster"] for c in doc.get("clusters") or [] if c.get("name") == ctx.get("cluster")), {}
-    )
-    return str(cluster.get("server", ""))
+    """The API server address of a kubeconfig's current context ("" when it has none)."""
+    try:
+        return str(_stored(kubeconfig)[0].get("server", ""))
+    except KubeconfigInvalid:
+        return ""
+
+
+def check_server(kubeconfig: str) -> CheckedTarget:
+    """Apply the outbound policy to a kubeconfig's server; `OutboundRefused` names the kubeconfig."""
+    cluster, _ = _stored(kubeconfig)
+    if cluster.get("proxy-url"):
+        raise OutboundRefused(
+            "kubeconfig", "proxy-url is not supported: Flotilla connects to the server directly"
+        )
+    return check_url(str(cluster.get("server", "")), purpose=SERVER, field="kubeconfig")
 
 
 def load_yaml(text: str) -> Any:
@@ -147,32 +236,65 @@ def load_yaml(text: str) -> Any:
     return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 (safe loader)
 
 
-_clients: OrderedDict[str, k8s.ApiClient] = OrderedDict()
+_clients: OrderedDict[tuple[str, str, Limits], k8s.ApiClient] = OrderedDict()
 _clients_lock = threading.Lock()
 CLIENT_CACHE_SIZE = 64
 
 
-def _build_client(kubeconfig: str) -> k8s.ApiClient:
+def _build_client(kubeconfig: str, target: CheckedTarget | None, limits: Limits) -> k8s.ApiClient:
+    cluster, user = _stored(kubeconfig)
     configuration = k8s.Configuration()
-    # One attempt per call: the reconcile loop and the health check decide when to try again.
-    configuration.retries = 0
+    # The checked address, not the name: what was checked is what is connected to.
+    configuration.host = target.pinned_url if target is not None else str(cluster["server"]).rstrip("/")
+    configuration.proxy = None
+    if user.get("token"):
+        configuration.api_key = {"authorization": f"Bearer {user['token']}"}
+    elif user.get("username") and user.get("password"):
+        pair = f"{user['username']}:{user['password']}".encode()
+        configuration.api_key = {"authorization": f"Basic {base64.b64encode(pair).decode()}"}
     try:
-        k8s_config.load_kube_config_from_dict(load_yaml(kubeconfig), client_configuration=configuration)
-    except (ConfigException, yaml.YAMLError, TypeError, ValueError, KeyError, AttributeError) as exc:
-        raise KubeconfigInvalid(f"cannot be loaded ({exc})") from exc
-    return k8s.ApiClient(configuration)
+        context = ssl_context(cluster, user)
+    except CredentialsUnusable as exc:
+        raise KubeconfigInvalid(str(exc)) from exc
+    api = k8s.ApiClient(configuration)
+    # One attempt per call (the reconcile loop and the health check decide when to try again),
+    # no redirects followed.
+    pool_args: dict[str, Any] = {
+        "ssl_context": context,
+        "cert_reqs": context.verify_mode,
+        "retries": False,
+        "num_pools": 2,
+        "maxsize": 4,
+    }
+    server_name = cluster.get("tls-server-name") or (
+        target.host if target is not None and not target.host_is_address else None
+    )
+    if server_name:
+        pool_args["server_hostname"] = str(server_name)
+    if context.verify_mode == ssl.CERT_NONE:
+        pool_args["assert_hostname"] = False
+    api.rest_client.pool_manager = BoundedPoolManager(limits, **pool_args)
+    if target is not None and not target.host_is_address:
+        api.set_default_header("Host", target.netloc)
+    return api
 
 
-def cached_client(kubeconfig: str) -> k8s.ApiClient:
+def cached_client(kubeconfig: str, *, trusted: bool = False, limits: Limits = LIMITS) -> k8s.ApiClient:
     """An API client for a kubeconfig, reused across calls (TLS set-up and parsing cost more than
-    most requests). Keyed by the kubeconfig's content, so new credentials get a new client."""
-    key = hashlib.sha256(kubeconfig.encode()).hexdigest()
+    most requests). Keyed by the kubeconfig's content and the checked address, so new credentials
+    or a new address get a new client.
+
+    `trusted` is for clusters Flotilla runs itself (their kubeconfig is written by Flotilla, on
+    loopback): no outbound check. Everything else is checked at every call.
+    """
+    target = None if trusted else check_server(kubeconfig)
+    key = (hashlib.sha256(kubeconfig.encode()).hexdigest(), target.address if target else "", limits)
     with _clients_lock:
         client = _clients.get(key)
         if client is not None:
             _clients.move_to_end(key)
             return client
-    client = _build_client(kubeconfig)
+    client = _build_client(kubeconfig, target, limits)
     with _clients_lock:
         _clients[key] = client
         while len(_clients) > CLIENT_CACHE_SIZE:
@@ -182,23 +304,48 @@ def cached_client(kubeconfig: str) -> k8s.ApiClient:
 
 
 @contextmanager
-def api_client(kubeconfig: str) -> Iterator[k8s.ApiClient]:
-    """An API client for a kubeconfig (its current context)."""
-    yield cached_client(kubeconfig)
+def api_client(kubeconfig: str, *, trusted: bool = False, limits: Limits = LIMITS) -> Iterator[k8s.ApiClient]:
+    """An API client for a kubeconfig (its current context), checked against the outbound policy."""
+    yield cached_client(kubeconfig, trusted=trusted, limits=limits)
+
+
+# What a call may raise: transport errors, and the client's own when an answer is not Kubernetes's
+# (pydantic's ValidationError is a ValueError; odd JSON gives TypeError/AttributeError).
+CALL_ERRORS = (ApiException, urllib3.exceptions.HTTPError, OSError, ValueError, TypeError, AttributeError)
 
 
 def explain(exc: Exception, server: str) -> KubeError:
-    """A failed call to `server` as an error a user can act on."""
+    """A failed call to `server` as an error a user can act on (never the remote's own words)."""
+    if isinstance(exc, CallDeadline):
+        return KubeError(f"{server} did not answer in full within {exc.seconds:.0f} s")
+    if isinstance(exc, AnswerTooLarge):
+        return KubeError(
+            f"{server} sent an answer larger than {exc.limit // (1024 * 1024)} MiB", retryable=False
+        )
     if isinstance(exc, ApiException):
+        status = _status_text(exc.status)
         if exc.status in (401, 403):
-            return KubeError(f"{server} refused the credentials (HTTP {exc.status}: {exc.reason})")
-        return KubeError(f"{server} answered HTTP {exc.status}: {exc.reason}")
+            return KubeError(f"{server} refused the credentials ({status})")
+        return KubeError(f"{server} answered {status}")
+    if isinstance(exc, ValueError | TypeError | AttributeError):
+        return KubeError(
+            f"{server} answered, but not as a Kubernetes API server does; check the server address",
+            retryable=False,
+        )
     reason = getattr(exc, "reason", None) or exc
     if isinstance(reason, ssl.SSLError) or "CERTIFICATE_VERIFY_FAILED" in str(reason):
         return KubeError(f"{server}: the server's TLS certificate is not trusted by this kubeconfig")
     if isinstance(exc, urllib3.exceptions.HTTPError | OSError):
         return KubeError(f"{server} is not reachable ({reason.__class__.__name__})")
-    return KubeError(f"{server}: {exc}")
+    return KubeError(f"{server}: the call failed ({exc.__class__.__name__})")
+
+
+def _status_text(status: Any) -> str:
+    try:
+        code = HTTPStatus(int(status))
+    except (TypeError, ValueError):
+        return "with an unexpected HTTP status"
+    return f"HTTP {code.value} {code.phrase}"
 
 
 def plain_version(version: str) -> str:
@@ -206,16 +353,16 @@ def plain_version(version: str) -> str:
     return version.lstrip("v").split("+", 1)[0].split("-", 1)[0]
 
 
-def observe(kubeconfig: str) -> Observation:
+def observe(kubeconfig: str, *, trusted: bool = False, limits: Limits = LIMITS) -> Observation:
     """The API server's version and every node, in two calls."""
     server = server_of(kubeconfig)
-    with api_client(kubeconfig) as api:
+    with api_client(kubeconfig, trusted=trusted, limits=limits) as api:
         try:
             version = k8s.VersionApi(api).get_code(_request_timeout=REQUEST_TIMEOUT).git_version
             nodes = k8s.CoreV1Api(api).list_node(_request_timeout=REQUEST_TIMEOUT).items
-        except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+            return Observation(version=plain_version(str(version)), nodes=[node_info(n) for n in nodes])
+        except CALL_ERRORS as exc:
             raise explain(exc, server) from exc
-    return Observation(version=plain_version(str(version)), nodes=[node_info(n) for n in nodes])
 
 
 def node_info(node: Any) -> NodeInfo:

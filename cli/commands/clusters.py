@@ -189,7 +189,8 @@ def import_cluster(
     timeout: TimeoutOption = None,
     output: OutputOption = None,
 ) -> None:
-    """Import a running cluster by its kubeconfig (checked by the server before anything is saved)."""
+    """Import a running cluster by its kubeconfig (the server checks it, then reaches the cluster in
+    the background: --wait to follow that and fail with the reason)."""
     out = output_for(ctx, output)
     text = _read_kubeconfig(kubeconfig)
     seconds = parse_timeout(timeout)

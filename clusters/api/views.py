@@ -191,7 +191,12 @@ class ClusterViewSet(OrgViewSet):
     )
     @action(detail=False, methods=["post"], url_path="import", url_name="import")
     def import_(self, request: Request) -> Response:
-        """Import a running cluster by kubeconfig (checked before anything is saved)."""
+        """Import a running cluster by kubeconfig.
+
+        The kubeconfig's shape and the outbound policy for its server are checked here (400 naming
+        `kubeconfig`, nothing saved); the import operation reaches the cluster from a worker and
+        leaves it ready, or in error with the reason.
+        """
         actor = actor_of(request)
         data = s.ClusterImportSerializer(data=request.data)
         data.is_valid(raise_exception=True)

@@ -330,11 +330,11 @@ class LocalRuntime:
     @contextmanager
     def api_client(self, name: str) -> Iterator[k8s.ApiClient]:
         """A Kubernetes API client for the cluster (cached per kubeconfig, see clusters.kube)."""
-        yield kube.cached_client(self.kubeconfig(name))
+        yield kube.cached_client(self.kubeconfig(name), trusted=True)
 
     def core_api(self, name: str) -> k8s.CoreV1Api:
         """A CoreV1 client for the cluster."""
-        return k8s.CoreV1Api(kube.cached_client(self.kubeconfig(name)))
+        return k8s.CoreV1Api(kube.cached_client(self.kubeconfig(name), trusted=True))
 
     def is_healthy(self, name: str) -> bool:
         """Whether the API server answers."""

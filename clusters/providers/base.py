@@ -122,6 +122,9 @@ class ProviderDriver(ABC):
     credential_fields: tuple[CredentialField, ...] = ()
     # Whether Flotilla creates and destroys the machines (False for imported clusters).
     provisions: bool = True
+    # Whether Flotilla runs the cluster's API itself and writes its kubeconfig (the local provider):
+    # only then is the outbound policy (config.outbound) skipped for calls to it.
+    trusted_api: bool = False
 
     def __init__(self, credentials: dict[str, str], settings: dict[str, Any]) -> None:
         self.credentials = credentials

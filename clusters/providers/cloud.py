@@ -169,6 +169,11 @@ class LibcloudDriver(ProviderDriver):
     def simulated(self) -> bool:
         return self.settings.get("bootstrap") == "local"
 
+    @property
+    def trusted_api(self) -> bool:  # type: ignore[override]
+        """Simulated clusters' API is a local control plane Flotilla runs; real ones are checked."""
+        return self.simulated
+
     def _api_cidrs(self) -> tuple[str, ...]:
         raw = self.settings.get("api_cidrs") or DEFAULT_API_CIDRS
         values = [v.strip() for v in raw.split(",")] if isinstance(raw, str) else [str(v) for v in raw]

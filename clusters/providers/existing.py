@@ -1,7 +1,13 @@
-"""Existing clusters, imported by kubeconfig: observed and used, never provisioned or destroyed."""
+"""Existing clusters, imported by kubeconfig: observed and used, never provisioned or destroyed.
+
+The kubeconfig is the tenant's: every call to the cluster goes through the outbound policy
+(`config.outbound`, applied by `clusters.kube`), and the first call is made here, by the import
+operation in a worker, never in the web request.
+"""
 
 from __future__ import annotations
 
+from clusters import kube
 from clusters.exceptions import ProviderError
 from clusters.providers.base import Outcome, ProviderDriver, ReconcileContext, Region, Size
 
@@ -27,9 +33,15 @@ class ExistingClusterDriver(ProviderDriver):
         return []
 
     def reconcile(self, ctx: ReconcileContext) -> Outcome:
-        if not ctx.cluster.kubeconfig_text():
+        """Reach the cluster once: its version becomes the spec's (it is observed, not managed)."""
+        kubeconfig = ctx.cluster.kubeconfig_text()
+        if not kubeconfig:
             raise ProviderError("The imported cluster has no kubeconfig.", retryable=False)
-        return Outcome.finished("Imported cluster reachable")
+        observation = kube.observe(kubeconfig)
+        if ctx.cluster.version != observation.version:
+            ctx.cluster.version = observation.version
+            ctx.cluster.save(update_fields=["version", "updated_at"])
+        return Outcome.finished(f"Reached Kubernetes {observation.version} at {kube.server_of(kubeconfig)}")
 
     def destroy(self, ctx: ReconcileContext) -> Outcome:
         return Outcome.finished("Forgotten (the cluster itself was not touched)")

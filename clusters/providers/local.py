@@ -66,6 +66,7 @@ class LocalDriver(ProviderDriver):
 
     kind = "local"
     label = "Local"
+    trusted_api = True  # the kubeconfig is the local runtime's own, on this host's loopback
     credential_fields = ()
 
     def __init__(self, credentials: dict[str, str], settings: dict[str, object]) -> None:

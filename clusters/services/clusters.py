@@ -37,6 +37,8 @@ from orgs.permissions import Action, require
 from orgs.services.audit import record_action
 
 RUN_OPERATION = "clusters.tasks.run_operation"
+# An import that cannot reach its cluster says so after a few tries (2 s, 4 s apart), not minutes.
+IMPORT_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -105,7 +107,13 @@ def _runs_on_this_host(provider: ProviderAccount) -> bool:
 
 
 def _start_operation(
-    actor: Actor, cluster: Cluster, kind: str, params: dict[str, Any], *, idempotency_key: str = ""
+    actor: Actor,
+    cluster: Cluster,
+    kind: str,
+    params: dict[str, Any],
+    *,
+    idempotency_key: str = "",
+    max_attempts: int | None = None,
 ) -> Operation:
     """Record the operation and queue the task after commit. Call inside the write's transaction."""
     busy = (
@@ -126,6 +134,7 @@ def _start_operation(
         requested_by=actor.label[:254],
         idempotency_key=idempotency_key,
         step="Queued",
+        **({"max_attempts": max_attempts} if max_attempts else {}),
     )
     ClusterEvent.objects.create(
         cluster=cluster,
@@ -226,19 +235,19 @@ def import_cluster(
     provider: ProviderAccount | None = None,
     idempotency_key: str = "",
 ) -> Requested:
-    """Import a running cluster by kubeconfig: it must answer before anything is saved."""
+    """Import a running cluster by kubeconfig: checked here (shape, outbound policy), reached by the worker.
+
+    Nothing calls the cluster in the request: the import operation's first step does, in a
+    worker, with a deadline; an unreachable or refused cluster ends Failed with the reason (retry
+    it or delete it), never half-saved.
+    """
     require(actor, Action.CLUSTER_CREATE)
     replay = _replay(idempotency_key)
     if replay is not None:
         return replay
     name = specs.check_cluster_name(name)
     text, _context = kube.parse_kubeconfig(kubeconfig, context)
-    try:
-        observed = kube.observe(text)
-    except kube.KubeError as exc:
-        raise ValidationFailed(
-            f"Flotilla could not use this kubeconfig: {exc.message}", fields={"kubeconfig": [exc.message]}
-        ) from exc
+    target = kube.check_server(text)
     try:
         with transaction.atomic():
             org = _lock_org(actor)
@@ -257,8 +266,7 @@ def import_cluster(
                 name=name,
                 provider=provider,
                 region="",
-                version=observed.version,
-                observed_version=observed.version,
+                version="",
                 external_name=_external_name(name),
                 kubeconfig=text,
                 api_endpoint=kube.server_of(text),
@@ -267,14 +275,15 @@ def import_cluster(
                 actor,
                 "cluster.imported",
                 obj=cluster,
-                after={
-                    "server": cluster.api_endpoint,
-                    "version": observed.version,
-                    "nodes": len(observed.nodes),
-                },
+                after={"server": cluster.api_endpoint, "address": target.address},
             )
             operation = _start_operation(
-                actor, cluster, OperationKind.IMPORT, {}, idempotency_key=idempotency_key
+                actor,
+                cluster,
+                OperationKind.IMPORT,
+                {},
+                idempotency_key=idempotency_key,
+                max_attempts=IMPORT_ATTEMPTS,
             )
     except IntegrityError as exc:
         replay = _replay(idempotency_key)

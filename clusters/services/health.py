@@ -34,9 +34,11 @@ from orgs.models import Organization
 REFRESH_HEALTH = "clusters.tasks.refresh_cluster_health"
 
 
-def converged(cluster: Cluster, *, managed: bool) -> Outcome:
-    """Whether the API answers with the desired nodes Ready (and version, for managed clusters)."""
-    observation = kube.observe(cluster.kubeconfig_text())
+def converged(cluster: Cluster, *, managed: bool, trusted: bool = False) -> Outcome:
+    """Whether the API answers with the desired nodes Ready (and version, for managed clusters).
+
+    `trusted`: the driver runs the API itself (no outbound check, see clusters.kube)."""
+    observation = kube.observe(cluster.kubeconfig_text(), trusted=trusted)
     sync_nodes(cluster, observation)
     if not managed:
         return Outcome.finished(f"{len(observation.nodes)} nodes found, Kubernetes {observation.version}")
@@ -134,7 +136,7 @@ def refresh_cluster_health(cluster_id: int) -> str:
     components_ok: bool | None = None
     try:
         try:
-            observation = kube.observe(cluster.kubeconfig_text())
+            observation = kube.observe(cluster.kubeconfig_text(), trusted=driver.trusted_api)
         except kube.KubeError:
             if not driver.recover(cluster):
                 raise
@@ -143,7 +145,7 @@ def refresh_cluster_health(cluster_id: int) -> str:
                 level=EventLevel.WARNING,
                 message="API was down; the provider brought it back",
             )
-            observation = kube.observe(cluster.kubeconfig_text())
+            observation = kube.observe(cluster.kubeconfig_text(), trusted=driver.trusted_api)
         api_ok = True
         sync_nodes(cluster, observation)
         not_ready = [n.name for n in observation.nodes if not n.ready]

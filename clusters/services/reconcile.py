@@ -340,7 +340,7 @@ def _step(driver: ProviderDriver, cluster: Cluster, operation: Operation, ctx: C
     if not outcome.done:
         return outcome
     try:
-        return converged(cluster, managed=driver.provisions)
+        return converged(cluster, managed=driver.provisions, trusted=driver.trusted_api)
     except kube.KubeError:
         # Machines that are up may still be installing Kubernetes: wait (the step timeout bounds it).
         return Outcome.wait("Waiting for the Kubernetes API to answer", 3.0)

@@ -176,6 +176,10 @@ def cluster_import(request: HttpRequest) -> HttpResponse:
                 place_errors(request, error, form)
                 status = error.status
             else:
-                messages.success(request, f"Imported {requested.cluster.name}.")
+                messages.success(
+                    request,
+                    f"Importing {requested.cluster.name}: Flotilla is reaching its API; progress and "
+                    "the outcome show below.",
+                )
                 return org_redirect(request, "clusters:detail", pk=requested.cluster.pk)
     return render(request, "clusters/import.html", {"form": form}, status=status)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from config.env import database_from_url, env_bool, env_int, env_list, env_str
+from config.outbound import parse_allowance
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -174,6 +175,10 @@ FLOTILLA_LOCAL_MAX_CLUSTERS_PER_ORG = env_int("FLOTILLA_LOCAL_MAX_CLUSTERS_PER_O
 # Cloud endpoints a tenant types (an EC2-compatible endpoint, an OpenStack auth URL) may not
 # resolve to loopback/private/link-local addresses unless this is set (emulators, private clouds).
 FLOTILLA_CLOUD_PRIVATE_ENDPOINTS = env_bool("FLOTILLA_CLOUD_PRIVATE_ENDPOINTS", False)
+# Exceptions to the outbound policy (config.outbound): CIDRs and/or host:port pairs that a
+# tenant's URLs (kubeconfig servers, provider endpoints) may reach although they are not public.
+FLOTILLA_OUTBOUND_ALLOW = env_list("FLOTILLA_OUTBOUND_ALLOW")
+parse_allowance(FLOTILLA_OUTBOUND_ALLOW)  # a malformed entry stops start-up, not a request later
 
 # --- Live updates (Channels) --------------------------------------------------------------
 _db = DATABASES["default"]

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
-from django.test import Client
+from django.test import Client, override_settings
 from django.test.utils import CaptureQueriesContext
 from django_tenants.utils import schema_context
 
+from clusters import kube
 from clusters.choices import ClusterStatus, OperationKind, OperationStatus, ProviderKind
 from clusters.local import binaries
 from clusters.models import Cluster, NodePool, Operation, ProviderAccount
@@ -25,7 +27,7 @@ from clusters.services import clusters as cluster_services
 from orgs.audit.models import AuditEntry
 from orgs.choices import Role
 from orgs.models import Organization, User
-from tests.clusters.helpers import local_pools, local_provider, owner_actor
+from tests.clusters.helpers import local_pools, local_provider, owner_actor, run
 from tests.factories import owner_of
 
 pytestmark = pytest.mark.django_db
@@ -296,7 +298,9 @@ class TestImport:
             assert re.search(rf'data-field="kubeconfig">[^<]*{re.escape(words)}', response.content.decode())
         assert in_org(org_a, lambda: Cluster.objects.count()) == 0
 
-    def test_unreachable_upload(self, org_a: Organization, member: Client) -> None:
+    def test_a_server_inside_the_flotilla_network_is_refused(
+        self, org_a: Organization, member: Client
+    ) -> None:
         text = yaml.safe_dump(
             {
                 "apiVersion": "v1",
@@ -311,7 +315,7 @@ class TestImport:
         response = member.post("/o/alpha/clusters/import/", {"name": "ext", "kubeconfig_file": upload})
         assert response.status_code == 400
         error = re.search(r'data-field="kubeconfig">([^<]*)<', response.content.decode())
-        assert error and error.group(1)
+        assert error and "a loopback address" in error.group(1)
         assert in_org(org_a, lambda: Cluster.objects.count()) == 0
 
     def test_wrong_context(self, org_a: Organization, member: Client) -> None:
@@ -328,16 +332,43 @@ class TestImport:
 
     @pytest.mark.kube
     def test_import_a_running_cluster(self, org_a: Organization, owner: Client, local_cluster: Any) -> None:
-        response = owner.post(
-            "/o/alpha/clusters/import/", {"name": "ext", "kubeconfig": local_cluster.kubeconfig}
-        )
-        assert response.status_code == 302, response.content.decode()[:3000]
-        cluster = in_org(org_a, lambda: Cluster.objects.select_related("provider").get(name="ext"))
-        assert cluster.provider.kind == ProviderKind.EXISTING
+        port = urlsplit(kube.server_of(local_cluster.kubeconfig)).port
+        with override_settings(FLOTILLA_OUTBOUND_ALLOW=[f"127.0.0.1:{port}"]):
+            response = owner.post(
+                "/o/alpha/clusters/import/", {"name": "ext", "kubeconfig": local_cluster.kubeconfig}
+            )
+            assert response.status_code == 302, response.content.decode()[:3000]
+            cluster = in_org(org_a, lambda: Cluster.objects.select_related("provider").get(name="ext"))
+            assert cluster.provider.kind == ProviderKind.EXISTING
+            page = owner.get(response["Location"]).content.decode()
+            assert "Importing ext" in page and 'data-testid="cluster-status">Pending<' in page
+            operation = in_org(org_a, lambda: Operation.objects.get(cluster=cluster))
+            assert run(org_a, operation).status == OperationStatus.SUCCEEDED
         page = owner.get(response["Location"]).content.decode()
+        assert 'data-testid="cluster-status">Ready<' in page
         # Imported: observed only — no scale, add, remove or upgrade; delete is "Forget".
         assert ">Forget<" in page and "Delete cluster" not in page
         assert 'name="count"' not in page and "Add a pool" not in page and "Upgrade" not in page
+
+    def test_a_failed_import_shows_its_reason(self, org_a: Organization, owner: Client) -> None:
+        text = yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:9"}}],
+                "users": [{"name": "u", "user": {"token": "t"}}],
+                "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "x",
+            }
+        )
+        with override_settings(FLOTILLA_OUTBOUND_ALLOW=["127.0.0.1:9"]):
+            response = owner.post("/o/alpha/clusters/import/", {"name": "gone", "kubeconfig": text})
+            assert response.status_code == 302
+            operation = in_org(org_a, lambda: Operation.objects.get(cluster__name="gone"))
+            assert run(org_a, operation).status == OperationStatus.FAILED
+        page = owner.get(response["Location"]).content.decode()
+        assert 'data-testid="cluster-status">Error<' in page
+        assert "https://127.0.0.1:9 is not reachable" in page and ">Forget<" in page
 
 
 class TestClusterPage:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import ipaddress
-import socket
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
+import libcloud.http as libcloud_http
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.conf import settings as django_settings
@@ -18,6 +17,7 @@ from libcloud.compute.types import NodeState
 
 from clusters.exceptions import ProviderError
 from clusters.providers.base import CredentialField, Region, Size
+from config.outbound import OutboundRefused, check_url
 
 # Ports k3s needs between the cluster's own machines (never from anywhere else).
 K3S_MEMBER_PORTS: tuple[tuple[str, int, int], ...] = (
@@ -121,34 +121,47 @@ def throwaway_ssh_key() -> str:
     return raw.decode() + " flotilla-no-login"
 
 
-def checked_endpoint(url: str, field_name: str) -> Any:
-    """A provider endpoint given in an account's settings, refused when it points inside.
+def checked_endpoint(url: str, field_name: str, *, purpose: str = "") -> Any:
+    """A provider endpoint (given in an account's settings, or handed back by the provider),
+    refused when the outbound policy (`config.outbound`) refuses it; its parts when not.
 
     A tenant-supplied URL would otherwise let the Flotilla host make requests to its own
-    network (loopback, private, link-local addresses): the operator allows that explicitly
-    with `FLOTILLA_CLOUD_PRIVATE_ENDPOINTS` (emulators, on-premises clouds).
+    network (loopback, private, link-local addresses, the metadata service). The operator
+    allows exceptions with `FLOTILLA_OUTBOUND_ALLOW`, or every endpoint of this kind with
+    `FLOTILLA_CLOUD_PRIVATE_ENDPOINTS` (emulators, on-premises clouds).
     """
     parts = urlsplit(url.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ProviderError(
             f"{field_name}: {url!r} is not an http(s) URL.",
             retryable=False,
-            fields={field_name: ["Give an http:// or https:// URL."]},
+            fields={field_name: ["Give an https:// URL."]},
         )
     if getattr(django_settings, "FLOTILLA_CLOUD_PRIVATE_ENDPOINTS", False):
         return parts
+    # A path is part of an endpoint (/identity, /v2.1); only the address, scheme and the
+    # query/fragment/user parts are the policy's business.
     try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
-    except OSError as exc:
-        raise ProviderError(
-            f"{field_name}: cannot resolve {parts.hostname}: {exc}", fields={field_name: [str(exc)]}
-        ) from exc
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global:
-            reason = f"{parts.hostname} is a non-public address ({address}), not allowed here."
-            raise ProviderError(f"{field_name}: {reason}", retryable=False, fields={field_name: [reason]})
+        check_url(
+            f"{parts.scheme}://{parts.netloc}",
+            purpose=purpose or f"the {field_name} URL",
+            field=field_name,
+        )
+        if parts.query or parts.fragment:
+            raise OutboundRefused(field_name, "an endpoint URL must not have a query or a fragment.")
+    except OutboundRefused as exc:
+        raise ProviderError(exc.message, retryable=False, fields=exc.fields) from exc
     return parts
+
+
+def refuse_redirects() -> None:
+    """libcloud follows HTTP redirects by default (one module switch for every driver): a
+    provider endpoint, or anyone answering for it, could send Flotilla to an address the
+    outbound policy never saw. Called once when the adapters are imported."""
+    libcloud_http.ALLOW_REDIRECTS = False
+
+
+refuse_redirects()
 
 
 class CloudApi(ABC):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from libcloud.common.exceptions import BaseHTTPError
@@ -19,6 +20,31 @@ from clusters.providers.clouds.base import (
 )
 
 
+class _CheckedEndpoints:
+    """A libcloud OpenStack connection that checks every endpoint it is about to use.
+
+    The service catalogue comes from the tenant's Keystone: its URLs are the tenant's too, so
+    each one goes through the outbound policy before libcloud connects to it.
+    """
+
+    def _set_up_connection_info(self, url: str) -> None:
+        checked_endpoint(url, "auth_url", purpose="an endpoint of the OpenStack service catalogue")
+        super()._set_up_connection_info(url)  # type: ignore[misc]
+
+
+@functools.cache
+def _checked_driver() -> Any:
+    """OpenStack_2_NodeDriver whose compute, image, network, volume... connections are checked."""
+    from libcloud.compute.drivers.openstack import OpenStack_2_NodeDriver
+
+    attrs = {
+        name: type(f"Checked{cls.__name__}", (_CheckedEndpoints, cls), {})
+        for name in dir(OpenStack_2_NodeDriver)
+        if name.endswith("connectionCls") and isinstance(cls := getattr(OpenStack_2_NodeDriver, name), type)
+    }
+    return type("CheckedOpenStackNodeDriver", (OpenStack_2_NodeDriver,), attrs)
+
+
 class OpenStackApi(CloudApi):
     """OpenStack (Keystone v3 password authentication); security groups admit members."""
 
@@ -34,10 +60,8 @@ class OpenStackApi(CloudApi):
     member_firewall = True
 
     def build(self) -> Any:
-        from libcloud.compute.drivers.openstack import OpenStack_2_NodeDriver
-
         parts = checked_endpoint(self.credential("auth_url"), "auth_url")
-        return OpenStack_2_NodeDriver(  # type: ignore[no-untyped-call]
+        return _checked_driver()(
             self.credential("username"),
             self.credential("password"),
             # libcloud appends /v3/auth/tokens itself; keep a path prefix (e.g. /identity).

@@ -59,12 +59,18 @@ def test_refused_credentials_are_a_client_error_never_retried() -> None:
 
 def test_endpoints_inside_the_flotilla_network_need_the_operator_s_consent() -> None:
     for url in ("http://127.0.0.1:5000", "http://10.0.0.8/", "https://[::1]:8443", "http://169.254.169.254"):
-        with pytest.raises(ProviderError, match="non-public address") as refused:
+        with pytest.raises(ProviderError, match="Flotilla does not connect there") as refused:
             checked_endpoint(url, "endpoint")
         assert refused.value.retryable is False
         assert "endpoint" in refused.value.fields
     with override_settings(FLOTILLA_CLOUD_PRIVATE_ENDPOINTS=True):
         assert checked_endpoint("http://127.0.0.1:5000", "endpoint").port == 5000
+    with override_settings(FLOTILLA_OUTBOUND_ALLOW=["127.0.0.1:5000"]):
+        assert checked_endpoint("http://127.0.0.1:5000/", "endpoint").port == 5000
+    with pytest.raises(ProviderError, match="https://"):
+        checked_endpoint("http://8.8.8.8/", "endpoint")
+    with pytest.raises(ProviderError, match="query or a fragment"):
+        checked_endpoint("https://8.8.8.8/?x=1", "endpoint")
 
 
 def test_an_endpoint_must_be_a_url() -> None:
@@ -79,7 +85,9 @@ def test_a_private_endpoint_is_refused_before_any_request() -> None:
         {"password": "p"},
         {"auth_url": "http://127.0.0.1:5000", "username": "u", "project": "x", "image": "i"},
     )
-    with pytest.raises(ProviderError, match=r"auth_url: 127\.0\.0\.1 is a non-public address"):
+    with pytest.raises(
+        ProviderError, match=r"auth_url: the auth_url URL points at 127\.0\.0\.1, a loopback address"
+    ):
         driver.validate()
 
 

@@ -7,12 +7,16 @@ by reporting the new kubelet version once Flotilla's upgrade Job for it exists.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
+from django.test import override_settings
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
+from clusters import kube
 from clusters.exceptions import ProviderError
 from clusters.local.runtime import NodePoolSpec
 from clusters.providers import k3s_upgrade
@@ -53,9 +57,15 @@ def ready(node: Any) -> bool:
 
 
 @pytest.fixture
-def stand_in(make_local_cluster: ClusterFactory) -> LocalCluster:
-    """A control plane with no nodes of its own."""
-    return make_local_cluster(NodePoolSpec(name="none", count=0))
+def stand_in(make_local_cluster: ClusterFactory) -> Iterator[LocalCluster]:
+    """A control plane with no nodes of its own, standing in for a cloud's k3s server.
+
+    It listens on loopback, which the outbound policy refuses for a cloud cluster's API: the
+    operator's allow-list opens exactly its address, as it would for a private cloud."""
+    cluster = make_local_cluster(NodePoolSpec(name="none", count=0))
+    port = urlsplit(kube.server_of(cluster.kubeconfig)).port
+    with override_settings(FLOTILLA_OUTBOUND_ALLOW=[f"127.0.0.1:{port}"]):
+        yield cluster
 
 
 def cluster_on_vms(ec2: Ec2Account, stand_in: LocalCluster) -> tuple[FakeContext, k8s.CoreV1Api, list[str]]:

@@ -1,0 +1,254 @@
+"""How `clusters.kube` reaches an API server: a bounded HTTP transport for the kubernetes client.
+
+The kubernetes client's own transport has per-socket timeouts only: a server that sends one byte
+every few seconds holds a call forever, and a huge answer is read into memory whole. This one
+gives every call a total deadline (a watchdog shuts the call's socket when it passes) and a cap
+on the bytes read, and it is given an SSL context built in memory, so no certificate or key of a
+kubeconfig is left in a temporary directory.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import os
+import shutil
+import socket
+import ssl
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import urllib3
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one call to a cluster may cost: total seconds, and bytes of answer."""
+
+    deadline: float = 30.0
+    max_bytes: int = 32 * 1024 * 1024
+
+
+class CallDeadline(urllib3.exceptions.HTTPError):
+    """The call did not finish within its total deadline."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"no complete answer within {seconds:.0f} s")
+        self.seconds = seconds
+
+
+class AnswerTooLarge(urllib3.exceptions.HTTPError):
+    """The answer was larger than the cap."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"answer larger than {limit // (1024 * 1024)} MiB")
+        self.limit = limit
+
+
+class CredentialsUnusable(ValueError):
+    """Certificate data of a kubeconfig that cannot be used (bad base64 or PEM)."""
+
+
+_current = threading.local()
+
+
+class _Watch:
+    """The deadline of one call: at expiry, shut the sockets of the connections it used."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.expired = False
+        self._done = False
+        self._lock = threading.Lock()
+        self._connections: list[HTTPConnection] = []
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def start(self) -> None:
+        self._timer.start()
+
+    def add(self, connection: HTTPConnection) -> None:
+        with self._lock:
+            self._connections.append(connection)
+
+    def stop(self) -> None:
+        with self._lock:
+            self._done = True
+        self._timer.cancel()
+
+    def _expire(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self.expired = True
+            for connection in self._connections:
+                sock = getattr(connection, "sock", None)
+                if sock is None:
+                    continue
+                # The base class's shutdown on the descriptor: a blocked read in the calling
+                # thread returns at once (an SSLSocket's own shutdown would first drop its state).
+                with contextlib.suppress(OSError):
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+def _watched(connection: HTTPConnection) -> None:
+    watch: _Watch | None = getattr(_current, "watch", None)
+    if watch is not None:
+        watch.add(connection)
+
+
+class _WatchedHTTPConnection(HTTPConnection):
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _watched(self)
+        super().request(*args, **kwargs)
+
+
+class _WatchedHTTPSConnection(HTTPSConnection):
+    def connect(self) -> None:
+        _watched(self)
+        super().connect()
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _watched(self)
+        super().request(*args, **kwargs)
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+class ReadAnswer:
+    """An answer read whole (within the cap): what the kubernetes client reads from a response."""
+
+    def __init__(self, response: urllib3.BaseHTTPResponse, data: bytes) -> None:
+        self.status = response.status
+        self.reason = response.reason
+        self.headers = response.headers
+        self.data = data
+
+    def read(self, *args: Any, **kwargs: Any) -> bytes:
+        return self.data
+
+    def getheaders(self) -> Any:
+        return self.headers
+
+    def getheader(self, name: str, default: str | None = None) -> str | None:
+        return self.headers.get(name, default)
+
+    def release_conn(self) -> None:
+        """Already released."""
+
+    def close(self) -> None:
+        """Nothing open."""
+
+
+class BoundedPoolManager:
+    """The `pool_manager` of a kubernetes `RESTClientObject`, with a deadline and a size cap per call."""
+
+    def __init__(self, limits: Limits, **pool_args: Any) -> None:
+        self.limits = limits
+        self.inner = urllib3.PoolManager(**pool_args)
+        self.inner.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+
+    def request(self, method: str, url: str, **kwargs: Any) -> ReadAnswer:
+        kwargs["preload_content"] = False
+        kwargs["redirect"] = False  # an API server never redirects; a redirect could point anywhere
+        watch = _Watch(self.limits.deadline)
+        _current.watch = watch
+        watch.start()
+        response: urllib3.BaseHTTPResponse | None = None
+        try:
+            response = self.inner.request(method, url, **kwargs)
+            data = self._read(response)
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            if watch.expired:
+                raise CallDeadline(watch.seconds) from exc
+            raise
+        finally:
+            watch.stop()
+            _current.watch = None
+            if response is not None:
+                response.release_conn()
+        if watch.expired:
+            raise CallDeadline(watch.seconds)
+        return ReadAnswer(response, data)
+
+    def _read(self, response: urllib3.BaseHTTPResponse) -> bytes:
+        cap = self.limits.max_bytes
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > cap:
+            response.close()
+            raise AnswerTooLarge(cap)
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            chunk = response.read(64 * 1024, decode_content=True)
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > cap:
+                # Drop the connection rather than drain the rest of an answer of unknown size.
+                response.close()
+                raise AnswerTooLarge(cap)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def clear(self) -> None:
+        self.inner.clear()
+
+
+def _decoded(value: Any, what: str) -> bytes:
+    try:
+        return base64.b64decode(str(value), validate=False)
+    except (binascii.Error, ValueError) as exc:
+        raise CredentialsUnusable(f"{what} is not valid base64") from exc
+
+
+def ssl_context(cluster: dict[str, Any], user: dict[str, Any]) -> ssl.SSLContext:
+    """The TLS settings of a kubeconfig's cluster and user, with nothing written to disk for long.
+
+    Python can load a client certificate only from files: they go to a private directory that is
+    removed before this returns, success or not.
+    """
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if cluster.get("insecure-skip-tls-verify") is True:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    elif cluster.get("certificate-authority-data"):
+        pem = _decoded(cluster["certificate-authority-data"], "certificate-authority-data")
+        try:
+            context.load_verify_locations(cadata=pem.decode("ascii", errors="replace"))
+        except (ssl.SSLError, ValueError) as exc:
+            raise CredentialsUnusable("certificate-authority-data is not a PEM certificate") from exc
+    else:
+        context.load_default_certs()
+    cert, key = user.get("client-certificate-data"), user.get("client-key-data")
+    if cert or key:
+        if not (cert and key):
+            raise CredentialsUnusable("client-certificate-data and client-key-data go together")
+        folder = tempfile.mkdtemp(prefix="flotilla-kube-")
+        try:
+            cert_path, key_path = Path(folder, "client.crt"), Path(folder, "client.key")
+            for path, data in (
+                (cert_path, _decoded(cert, "client-certificate-data")),
+                (key_path, _decoded(key, "client-key-data")),
+            ):
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+            context.load_cert_chain(str(cert_path), str(key_path))
+        except ssl.SSLError as exc:
+            raise CredentialsUnusable("the client certificate or key is not usable PEM") from exc
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+    return context
