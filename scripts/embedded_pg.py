@@ -24,9 +24,7 @@ def main() -> None:
         if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname=%s", [user]).fetchone():
             conn.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEDB").format(sql.Identifier(user)))
         # Every start sets the password (the data directory may come from an older install).
-        conn.execute(
-            sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(user), sql.Literal(password))
-        )
+        conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(user), sql.Literal(password)))
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname='flotilla'").fetchone():
             conn.execute(sql.SQL("CREATE DATABASE flotilla OWNER {}").format(sql.Identifier(user)))
     host = info.hostname or "127.0.0.1"
