@@ -13,6 +13,15 @@ from django_tenants.models import DomainMixin, TenantMixin
 from orgs.choices import Role
 
 
+def normalise_email(value: str) -> str:
+    """An email address as accounts store it: surrounding spaces dropped, lower-cased.
+
+    Sign-in, its rate limits and sign-up all key on this, so that `" A@Example.com "` is the
+    same person (and the same budget of guesses) as `a@example.com`.
+    """
+    return BaseUserManager.normalize_email((value or "").strip()).lower()
+
+
 class UserManager(BaseUserManager["User"]):
     """Users are identified by email address."""
 
@@ -21,7 +30,7 @@ class UserManager(BaseUserManager["User"]):
     def _create(self, email: str, password: str | None, **extra: Any) -> User:
         if not email:
             raise ValueError("email is required")
-        user = self.model(email=self.normalize_email(email).lower(), **extra)
+        user = self.model(email=normalise_email(email), **extra)
         user.set_password(password)
         user.save(using=self._db)
         return user

@@ -236,7 +236,13 @@ CSRF_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+# Sign-in (portal and admin) attempts per email address, and per client address whatever the
+# email; sign-ups per client address; organisations founded per user; orgs a user may own.
 SIGNIN_RATE = env_str("FLOTILLA_RATE_SIGNIN", "10/min")
+SIGNIN_IP_RATE = env_str("FLOTILLA_RATE_SIGNIN_IP", "30/min")
+SIGNUP_RATE = env_str("FLOTILLA_RATE_SIGNUP", "10/hour")
+ORG_CREATE_RATE = env_str("FLOTILLA_RATE_ORG_CREATE", "5/hour")
+FLOTILLA_MAX_ORGS_PER_USER = env_int("FLOTILLA_MAX_ORGS_PER_USER", 5)
 METRICS_TOKEN = env_str("FLOTILLA_METRICS_TOKEN")
 
 EMAIL_BACKEND = env_str("FLOTILLA_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
