@@ -156,6 +156,17 @@ class ApiToken(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True)
     last_used_ip = models.GenericIPAddressField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # The token that created this one through the API (none when made in the portal). A child
+    # never expires after its parent and is revoked with it, in the same transaction, so that
+    # authenticating a token never needs to look at its ancestors.
+    parent = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="children",
+        help_text="The token that created this one through the API; it is revoked with it.",
+    )
 
     class Meta:
         ordering = ["-created_at"]
