@@ -21,6 +21,7 @@ from orgs.middleware import client_ip
 from orgs.models import ApiToken, Invitation, Membership, Organization, User
 from orgs.services import members as member_services
 from orgs.services import tokens as token_services
+from orgs.services import users as user_services
 from orgs.services.organizations import (
     create_organization,
     delete_organization,
@@ -171,6 +172,16 @@ class UserAdmin(BaseUserAdmin):  # type: ignore[type-arg]
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
     filter_horizontal = ()
     list_filter = ["is_staff", "is_active"]
+
+    def save_model(self, request: HttpRequest, obj: User, form: Any, change: bool) -> None:
+        if change and "is_active" in form.changed_data:
+            # Deactivation goes through the service: audited, and the person's sockets close.
+            wanted = obj.is_active
+            obj.is_active = not wanted
+            super().save_model(request, obj, form, change)
+            user_services.set_user_active(staff_actor(request, None), obj, active=wanted)
+            return
+        super().save_model(request, obj, form, change)
 
 
 @admin.register(Membership)

@@ -172,6 +172,9 @@ FLOTILLA_OPERATION_STEP_TIMEOUT = env_int("FLOTILLA_OPERATION_STEP_TIMEOUT", 600
 FLOTILLA_CLOUD_PRIVATE_ENDPOINTS = env_bool("FLOTILLA_CLOUD_PRIVATE_ENDPOINTS", False)
 
 # --- Live updates (Channels) --------------------------------------------------------------
+# An open websocket re-checks its membership before forwarding an event at most this often
+# (a safety net: removing a member, deactivating or suspending also closes sockets at once).
+FLOTILLA_WS_RECHECK_SECONDS = env_int("FLOTILLA_WS_RECHECK_SECONDS", 30)
 _db = DATABASES["default"]
 # channels-postgres removes group members through the ORM under this alias: the same
 # database, public schema (its tables are shared), mirrored in tests.

@@ -17,6 +17,7 @@ from orgs.exceptions import Conflict, PermissionDenied, QuotaExceeded, Validatio
 from orgs.models import Domain, Membership, Organization, User
 from orgs.permissions import Action, require
 from orgs.services.audit import record_action
+from orgs.services.sockets import close_org_sockets
 from orgs.tenancy import use_public_schema
 
 SLUG_RE = re.compile(r"^[a-z][a-z0-9-]{1,38}[a-z0-9]$")
@@ -191,6 +192,8 @@ def set_org_suspended(actor: Actor, org: Organization, *, suspended: bool) -> Or
         before = {"suspended": org.suspended_at is not None}
         org.suspended_at = timezone.now() if suspended else None
         Organization.objects.filter(pk=org.pk).update(suspended_at=org.suspended_at)
+        if suspended:
+            close_org_sockets(org, reason="suspended")
         record_action(
             actor,
             "org.suspended" if suspended else "org.reactivated",
@@ -236,5 +239,6 @@ def delete_organization(actor: Actor, org: Organization) -> None:
             obj=org,
             before={"slug": org.slug, "name": org.name},
         )
+        close_org_sockets(org, reason="deleted")
         use_public_schema()
         org.delete(force_drop=True)
