@@ -125,7 +125,7 @@ def admin_login(request: HttpRequest, extra_context: dict[str, Any] | None = Non
             "subtitle": None,
             "app_path": request.get_full_path(),
             "username": request.user.get_username(),
-            "form": AdminAuthenticationForm(request),
+            "form": (admin.site.login_form or AdminAuthenticationForm)(request),
             REDIRECT_FIELD_NAME: reverse("admin:index"),
         }
         return TemplateResponse(request, "admin/login.html", context, status=429)

@@ -105,7 +105,7 @@ class TestAdminSignIn:
 
     def test_admin_login_still_works_and_keeps_csrf(self, staff_user: User) -> None:
         client = Client()
-        response = client.post("/admin/login/", {"username": staff_user.email, "password": PASSWORD})
+        response = client.post("/admin/login/", {"username": " Staff@Flotilla.test", "password": PASSWORD})
         assert response.status_code == 302
         assert client.get("/admin/").status_code == 200
         strict = Client(enforce_csrf_checks=True)
