@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.test import Client
 from django_tenants.utils import schema_context
 
 from clusters.models import Operation
@@ -115,3 +116,15 @@ def test_a_members_token_of_an_admin_acts_as_a_member(team: Team, org_a: Organiz
     op_id = team.admin.delete(f"{BASE}{created['cluster']['id']}/").json()["id"]
     assert_error(as_member.post(f"{BASE}operations/{op_id}/cancel/"), 403, "permission_denied")
     assert team.status(op_id) == "queued"
+
+
+def test_the_portal_refuses_a_member_cancelling_a_deletion(team: Team, org_a: Organization) -> None:
+    created = team.create_cluster("portal-doomed")
+    op_id = team.admin.delete(f"{BASE}{created['cluster']['id']}/").json()["id"]
+    member = add_member(org_a, Role.MEMBER)
+    browser = Client()
+    browser.force_login(member.user)
+    response = browser.post(f"/o/{org_a.slug}/clusters/operations/{op_id}/cancel/", follow=True)
+    assert "This needs the admin role or higher (cluster.delete)." in response.content.decode()
+    assert team.status(op_id) == "queued"
+    assert team.audit_actors(op_id) == []
