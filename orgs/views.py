@@ -22,7 +22,7 @@ from django_tenants.utils import schema_context
 from orgs import selectors
 from orgs.actors import Actor
 from orgs.choices import ActorSource, Role
-from orgs.exceptions import FlotillaError, NotFound, Throttled
+from orgs.exceptions import FlotillaError, NotFound, QuotaExceeded, Throttled
 from orgs.feedback import report_error
 from orgs.forms import (
     AcceptAndRegisterForm,
@@ -149,7 +149,8 @@ def org_list(request: HttpRequest) -> HttpResponse:
             )
         except FlotillaError as error:
             report_error(request, error, form)
-            status = error.status
+            # Limits keep their own status (429, 409); any other refusal is a bad form (400).
+            status = error.status if isinstance(error, Throttled | QuotaExceeded) else 400
         else:
             messages.success(request, f"{org.name} is ready.")
             return redirect(reverse("org:overview", kwargs={"org_slug": org.slug}))
