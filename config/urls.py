@@ -8,6 +8,7 @@ from rest_framework.permissions import AllowAny
 from clusters import urls as clusters_urls
 from config.metrics import metrics_view
 from orgs import urls as orgs_urls
+from orgs import views as orgs_views
 
 # Everything below /o/<org_slug>/ runs in that org's schema (orgs.middleware.OrgRoutingMiddleware).
 org_patterns = [
@@ -16,6 +17,8 @@ org_patterns = [
 ]
 
 urlpatterns = [
+    # Before the admin's own routes: its sign-in shares the portal's rate limits.
+    path("admin/login/", orgs_views.admin_login),
     path("admin/", admin.site.urls),
     path("metrics", metrics_view, name="metrics"),
     path("api/v1/orgs/", include("orgs.api.urls")),

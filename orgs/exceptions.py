@@ -67,3 +67,10 @@ class OrgSuspended(FlotillaError):
 
     code = "org_suspended"
     status = 403
+
+
+class Throttled(FlotillaError):
+    """Too many attempts of something rate limited (sign-in, sign-up, founding orgs)."""
+
+    code = "throttled"
+    status = 429

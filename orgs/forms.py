@@ -6,6 +6,7 @@ from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 
 from orgs.choices import Role
+from orgs.models import normalise_email
 
 
 class SignUpForm(forms.Form):
@@ -26,6 +27,10 @@ class SignInForm(AuthenticationForm):
     """Email and password."""
 
     username = forms.EmailField(label="Email", widget=forms.EmailInput(attrs={"autofocus": True}))
+
+    def clean_username(self) -> str:
+        # Accounts store the address lower-cased: "A@Example.com" is the same person.
+        return normalise_email(self.cleaned_data["username"])
 
 
 class CreateOrgForm(forms.Form):

@@ -13,6 +13,15 @@ from django_tenants.models import DomainMixin, TenantMixin
 from orgs.choices import Role
 
 
+def normalise_email(value: str) -> str:
+    """An email address as accounts store it: surrounding spaces dropped, lower-cased.
+
+    Sign-in, its rate limits and sign-up all key on this, so that `" A@Example.com "` is the
+    same person (and the same budget of guesses) as `a@example.com`.
+    """
+    return BaseUserManager.normalize_email((value or "").strip()).lower()
+
+
 class UserManager(BaseUserManager["User"]):
     """Users are identified by email address."""
 
@@ -21,7 +30,7 @@ class UserManager(BaseUserManager["User"]):
     def _create(self, email: str, password: str | None, **extra: Any) -> User:
         if not email:
             raise ValueError("email is required")
-        user = self.model(email=self.normalize_email(email).lower(), **extra)
+        user = self.model(email=normalise_email(email), **extra)
         user.set_password(password)
         user.save(using=self._db)
         return user
@@ -147,6 +156,17 @@ class ApiToken(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True)
     last_used_ip = models.GenericIPAddressField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # The token that created this one through the API (none when made in the portal). A child
+    # never expires after its parent and is revoked with it, in the same transaction, so that
+    # authenticating a token never needs to look at its ancestors.
+    parent = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="children",
+        help_text="The token that created this one through the API; it is revoked with it.",
+    )
 
     class Meta:
         ordering = ["-created_at"]

@@ -50,7 +50,8 @@ MATRIX: dict[Action, Role] = {
     # Credentials reach the org's cloud bills: only admins connect or remove them.
     Action.PROVIDER_MANAGE: Role.ADMIN,
     Action.CLUSTER_VIEW: Role.VIEWER,
-    # Create, scale, add/remove pools, upgrade, import, cancel and retry operations.
+    # Create, scale, add/remove pools, upgrade, import. Cancelling or retrying an operation
+    # needs the action of its kind (clusters.services.clusters.operation_action).
     Action.CLUSTER_CREATE: Role.MEMBER,
     Action.CLUSTER_UPDATE: Role.MEMBER,
     Action.CLUSTER_DELETE: Role.ADMIN,

@@ -4,22 +4,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
-from django.contrib import messages
-from django.contrib.auth import login
+from django.contrib import admin, messages
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth import REDIRECT_FIELD_NAME, login
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
+from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 from django_tenants.utils import schema_context
 
 from orgs import selectors
 from orgs.actors import Actor
 from orgs.choices import ActorSource, Role
-from orgs.exceptions import FlotillaError, NotFound
+from orgs.exceptions import FlotillaError, NotFound, QuotaExceeded, Throttled
 from orgs.feedback import report_error
 from orgs.forms import (
     AcceptAndRegisterForm,
@@ -37,7 +40,12 @@ from orgs.permissions import Action, can
 from orgs.services import members as member_services
 from orgs.services import tokens as token_services
 from orgs.services.organizations import create_organization, sign_up, update_organization
-from orgs.throttling import allow
+from orgs.throttling import (
+    require_org_creation_allowance,
+    require_signup_allowance,
+    signin_allowed,
+    signin_refusal,
+)
 
 
 def _actor(request: HttpRequest) -> Actor:
@@ -62,11 +70,13 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 def signup(request: HttpRequest) -> HttpResponse:
-    """Create an account and an organisation in one step."""
+    """Create an account and an organisation in one step (rate limited per client address)."""
     form = SignUpForm(request.POST or None)
+    status = 400 if request.method == "POST" else 200
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
+            require_signup_allowance(client_ip(request))
             user, org = sign_up(
                 org_name=data["org_name"],
                 slug=data["slug"],
@@ -77,11 +87,11 @@ def signup(request: HttpRequest) -> HttpResponse:
             )
         except FlotillaError as error:
             report_error(request, error, form)
+            status = error.status if isinstance(error, Throttled) else 400
         else:
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
             messages.success(request, f"Welcome to Flotilla. {org.name} is ready.")
             return redirect(reverse("org:overview", kwargs={"org_slug": org.slug}))
-    status = 400 if request.method == "POST" else 200
     return render(request, "orgs/signup.html", {"form": form}, status=status)
 
 
@@ -93,25 +103,43 @@ class SignInView(LoginView):
     redirect_authenticated_user = True
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        key = f"{client_ip(request)}|{(request.POST.get('username') or '').lower()}"
-        if not allow("signin", key, settings.SIGNIN_RATE):
-            form = self.get_form()
-            form.errors.clear()
-            return render(
-                request,
-                self.template_name,
-                {"form": form, "throttled": True},
-                status=429,
-            )
+        if not signin_allowed(client_ip(request), request.POST.get("username") or ""):
+            # An unbound form: a throttled attempt is not checked at all, so it tells nothing.
+            form = self.authentication_form(request)
+            context = self.get_context_data(form=form, throttled=True)
+            return render(request, self.template_name, context, status=429)
         return super().post(request, *args, **kwargs)
+
+
+@sensitive_post_parameters()
+@never_cache
+def admin_login(request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+    """The Django admin's sign-in, under the same limits (and budgets) as the portal's."""
+    if request.method == "POST" and not signin_allowed(
+        client_ip(request), request.POST.get("username") or ""
+    ):
+        messages.error(request, signin_refusal())
+        context = {
+            **admin.site.each_context(request),
+            "title": "Log in",
+            "subtitle": None,
+            "app_path": request.get_full_path(),
+            "username": request.user.get_username(),
+            "form": (admin.site.login_form or AdminAuthenticationForm)(request),
+            REDIRECT_FIELD_NAME: reverse("admin:index"),
+        }
+        return TemplateResponse(request, "admin/login.html", context, status=429)
+    return admin.site.login(request, extra_context)
 
 
 @login_required
 def org_list(request: HttpRequest) -> HttpResponse:
     """The orgs the user belongs to, and a form to found another."""
     form = CreateOrgForm(request.POST or None)
+    status = 200
     if request.method == "POST" and form.is_valid():
         try:
+            require_org_creation_allowance(request.user.pk)  # type: ignore[arg-type]
             org = create_organization(
                 user=request.user,  # type: ignore[arg-type]
                 name=form.cleaned_data["name"],
@@ -121,10 +149,14 @@ def org_list(request: HttpRequest) -> HttpResponse:
             )
         except FlotillaError as error:
             report_error(request, error, form)
+            # Limits keep their own status (429, 409); any other refusal is a bad form (400).
+            status = error.status if isinstance(error, Throttled | QuotaExceeded) else 400
         else:
             messages.success(request, f"{org.name} is ready.")
             return redirect(reverse("org:overview", kwargs={"org_slug": org.slug}))
-    return render(request, "orgs/org_list.html", {"form": form}, status=400 if form.errors else 200)
+    if form.errors and status == 200:
+        status = 400
+    return render(request, "orgs/org_list.html", {"form": form}, status=status)
 
 
 def accept_invite(request: HttpRequest, token: str) -> HttpResponse:

@@ -33,7 +33,7 @@ from config.tasks import enqueue
 from orgs.actors import Actor
 from orgs.exceptions import Conflict, InvalidTransition, QuotaExceeded, ValidationFailed
 from orgs.models import Organization
-from orgs.permissions import Action, require
+from orgs.permissions import Action, can, require
 from orgs.services.audit import record_action
 
 RUN_OPERATION = "clusters.tasks.run_operation"
@@ -444,11 +444,32 @@ def _cancel(operation: Operation, *, reason: str) -> None:
     )
 
 
+# Cancelling or retrying an operation decides whether its change happens, so it needs the
+# permission of the change itself: a member who may not delete a cluster may neither stop an
+# admin's deletion nor start one again.
+_OPERATION_ACTIONS: dict[str, Action] = {
+    OperationKind.CREATE: Action.CLUSTER_CREATE,
+    OperationKind.IMPORT: Action.CLUSTER_CREATE,
+    OperationKind.DELETE: Action.CLUSTER_DELETE,
+}
+
+
+def operation_action(operation: Operation) -> Action:
+    """The permission that cancelling or retrying this operation needs (that of its kind)."""
+    return _OPERATION_ACTIONS.get(operation.kind, Action.CLUSTER_UPDATE)
+
+
+def can_act_on_operation(actor: Actor, operation: Operation) -> bool:
+    """Whether the actor may cancel or retry the operation (for pages that offer the buttons)."""
+    return can(actor, operation_action(operation))
+
+
 def cancel_operation(actor: Actor, operation: Operation) -> Operation:
     """Stop an operation: a queued one at once, a running one after its current step."""
     require(actor, Action.CLUSTER_UPDATE)
     with transaction.atomic():
         operation = Operation.objects.select_for_update().select_related("cluster").get(pk=operation.pk)
+        require(actor, operation_action(operation))
         if not operation.is_active:
             raise InvalidTransition(f"Operation #{operation.pk} has already {operation.status}.")
         _cancel(operation, reason=f"cancelled by {actor.label}")
@@ -466,6 +487,7 @@ def retry_operation(actor: Actor, operation: Operation) -> Operation:
     require(actor, Action.CLUSTER_UPDATE)
     with transaction.atomic():
         operation = Operation.objects.select_for_update().select_related("cluster").get(pk=operation.pk)
+        require(actor, operation_action(operation))
         if operation.status not in (OperationStatus.FAILED, OperationStatus.CANCELLED):
             raise InvalidTransition(
                 f"Only failed or cancelled operations are retried; #{operation.pk} is {operation.status}."

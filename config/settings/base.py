@@ -181,6 +181,9 @@ FLOTILLA_OUTBOUND_ALLOW = env_list("FLOTILLA_OUTBOUND_ALLOW")
 parse_allowance(FLOTILLA_OUTBOUND_ALLOW)  # a malformed entry stops start-up, not a request later
 
 # --- Live updates (Channels) --------------------------------------------------------------
+# An open websocket re-checks its membership before forwarding an event at most this often
+# (a safety net: removing a member, deactivating or suspending also closes sockets at once).
+FLOTILLA_WS_RECHECK_SECONDS = env_int("FLOTILLA_WS_RECHECK_SECONDS", 30)
 _db = DATABASES["default"]
 # channels-postgres removes group members through the ORM under this alias: the same
 # database, public schema (its tables are shared), mirrored in tests.
@@ -245,7 +248,13 @@ CSRF_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+# Sign-in (portal and admin) attempts per email address, and per client address whatever the
+# email; sign-ups per client address; organisations founded per user; orgs a user may own.
 SIGNIN_RATE = env_str("FLOTILLA_RATE_SIGNIN", "10/min")
+SIGNIN_IP_RATE = env_str("FLOTILLA_RATE_SIGNIN_IP", "30/min")
+SIGNUP_RATE = env_str("FLOTILLA_RATE_SIGNUP", "10/hour")
+ORG_CREATE_RATE = env_str("FLOTILLA_RATE_ORG_CREATE", "5/hour")
+FLOTILLA_MAX_ORGS_PER_USER = env_int("FLOTILLA_MAX_ORGS_PER_USER", 5)
 METRICS_TOKEN = env_str("FLOTILLA_METRICS_TOKEN")
 
 EMAIL_BACKEND = env_str("FLOTILLA_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")

@@ -100,6 +100,7 @@ class TokenSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
             "last_used_at",
             "revoked_at",
             "active",
+            "parent",
         ]
         read_only_fields = fields
 

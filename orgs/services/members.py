@@ -19,6 +19,7 @@ from orgs.models import ApiToken, Invitation, Membership, Organization, User
 from orgs.permissions import Action, require
 from orgs.services.audit import record_action
 from orgs.services.organizations import clean_email
+from orgs.services.sockets import close_member_sockets
 
 
 def _hash(token: str) -> str:
@@ -188,4 +189,6 @@ def remove_member(actor: Actor, membership: Membership) -> None:
             before={"email": membership.user.email, "role": membership.role},
         )
         Membership.objects.filter(pk=membership.pk).delete()
+        # Registered first, so the close reaches their sockets before the members.changed event.
+        close_member_sockets(org, membership.user_id, reason="removed")
         publish(org.schema_name, "org", {"kind": "members.changed"})

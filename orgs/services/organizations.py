@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
@@ -12,10 +13,11 @@ from django.utils import timezone
 
 from orgs.actors import Actor
 from orgs.choices import ActorSource, Role
-from orgs.exceptions import Conflict, PermissionDenied, ValidationFailed
+from orgs.exceptions import Conflict, PermissionDenied, QuotaExceeded, ValidationFailed
 from orgs.models import Domain, Membership, Organization, User
 from orgs.permissions import Action, require
 from orgs.services.audit import record_action
+from orgs.services.sockets import close_org_sockets
 from orgs.tenancy import use_public_schema
 
 SLUG_RE = re.compile(r"^[a-z][a-z0-9-]{1,38}[a-z0-9]$")
@@ -130,13 +132,34 @@ def sign_up(
     return user, org
 
 
+# Orgs the operator makes (in the admin, the demo set-up, benchmarks) are not held to the cap.
+_UNCAPPED_SOURCES = frozenset({ActorSource.ADMIN, ActorSource.SYSTEM, ActorSource.TASK})
+
+
+def _check_owned_orgs(user: User, source: ActorSource) -> None:
+    """Each org is a PostgreSQL schema: one person may own only so many (staff are exempt)."""
+    if user.is_staff or source in _UNCAPPED_SOURCES:
+        return
+    limit = settings.FLOTILLA_MAX_ORGS_PER_USER
+    # The user's row is locked so that two requests at once cannot both pass the count.
+    User.objects.select_for_update().filter(pk=user.pk).first()
+    owned = Membership.objects.filter(user=user, role=Role.OWNER).count()
+    if owned >= limit:
+        message = (
+            f"You already own {owned} organisations, the most one person may own ({limit}). "
+            "Ask the Flotilla operator for more."
+        )
+        raise QuotaExceeded(message, fields={"non_field_errors": [message]})
+
+
 def create_organization(
     *, user: User, name: str, slug: str, ip: str | None, source: ActorSource
 ) -> Organization:
-    """An existing user founds another org and becomes its owner."""
+    """An existing user founds another org and becomes its owner (within FLOTILLA_MAX_ORGS_PER_USER)."""
     name = _validate_name(name)
     slug = validate_slug(slug)
     with transaction.atomic():
+        _check_owned_orgs(user, source)
         org = _create_org_row(name, slug)
         Membership.objects.create(user=user, org=org, role=Role.OWNER)
         actor = Actor(org=org, user=user, role=Role.OWNER, source=source, ip=ip)
@@ -169,6 +192,8 @@ def set_org_suspended(actor: Actor, org: Organization, *, suspended: bool) -> Or
         before = {"suspended": org.suspended_at is not None}
         org.suspended_at = timezone.now() if suspended else None
         Organization.objects.filter(pk=org.pk).update(suspended_at=org.suspended_at)
+        if suspended:
+            close_org_sockets(org, reason="suspended")
         record_action(
             actor,
             "org.suspended" if suspended else "org.reactivated",
@@ -214,5 +239,6 @@ def delete_organization(actor: Actor, org: Organization) -> None:
             obj=org,
             before={"slug": org.slug, "name": org.name},
         )
+        close_org_sockets(org, reason="deleted")
         use_public_schema()
         org.delete(force_drop=True)

@@ -28,10 +28,37 @@ def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def _within_parent(parent: ApiToken, expires_at: datetime | None) -> datetime | None:
+    """The expiry of a token that `parent` creates: never later than the parent's own.
+
+    Call inside the creating transaction: the parent's row is locked, so a revocation running
+    at the same time either sees the new child (and revokes it) or is seen here (and refuses).
+    """
+    locked = ApiToken.objects.select_for_update().filter(pk=parent.pk).first()
+    if locked is None or not locked.is_usable():
+        raise PermissionDenied("The token making this request has been revoked or has expired.")
+    if locked.expires_at is None:
+        return expires_at
+    if expires_at is None:
+        return locked.expires_at
+    if expires_at > locked.expires_at:
+        raise ValidationFailed.for_field(
+            "expires_at",
+            "A token cannot outlive the token that creates it; give a time no later than "
+            f"{locked.expires_at.isoformat()} (or none, to expire with it).",
+        )
+    return expires_at
+
+
 def create_api_token(
     actor: Actor, *, name: str, role: str, expires_at: datetime | None = None
 ) -> tuple[ApiToken, str]:
-    """Create a token for the acting member; returns it with the clear value (shown once)."""
+    """Create a token for the acting member; returns it with the clear value (shown once).
+
+    A token created by a token (through the API) is its child: its role is at most the
+    parent's, it expires no later than the parent (with it, when no expiry is asked for) and it
+    is revoked with it.
+    """
     require(actor, Action.TOKEN_CREATE)
     if actor.user is None or actor.org is None:
         raise PermissionDenied("Tokens belong to a member of an organisation.")
@@ -50,7 +77,10 @@ def create_api_token(
         raise ValidationFailed.for_field("expires_at", "The expiry must be in the future.")
     prefix = secrets.token_hex(4)
     secret = secrets.token_urlsafe(32)
+    parent = actor.token
     with transaction.atomic():
+        if parent is not None:
+            expires_at = _within_parent(parent, expires_at)
         token = ApiToken.objects.create(
             org=actor.org,
             user=actor.user,
@@ -59,6 +89,7 @@ def create_api_token(
             prefix=prefix,
             secret_hash=_hash(secret),
             expires_at=expires_at,
+            parent=parent,
         )
         record_action(
             actor,
@@ -68,21 +99,52 @@ def create_api_token(
                 "name": name,
                 "role": wanted.value,
                 "expires_at": expires_at.isoformat() if expires_at else None,
+                "parent": parent.prefix if parent is not None else None,
             },
         )
     return token, f"{TOKEN_PREFIX}{prefix}_{secret}"
 
 
+def _revoke_descendants(token: ApiToken, now: datetime) -> list[str]:
+    """Revoke every live token descended from `token`; returns their prefixes."""
+    revoked: list[str] = []
+    frontier = [token.pk]
+    while frontier:
+        children = list(
+            ApiToken.objects.select_for_update()
+            .filter(parent_id__in=frontier)
+            .values_list("pk", "prefix", "revoked_at")
+        )
+        live = [(pk, prefix) for pk, prefix, revoked_at in children if revoked_at is None]
+        ApiToken.objects.filter(pk__in=[pk for pk, _ in live]).update(revoked_at=now)
+        revoked += [prefix for _, prefix in live]
+        frontier = [pk for pk, _, _ in children]
+    return revoked
+
+
 def revoke_api_token(actor: Actor, token: ApiToken) -> ApiToken:
-    """Revoke a token: your own, or anyone's with token.revoke_any. Revoking twice is a no-op."""
+    """Revoke a token and the tokens it created: your own, or anyone's with token.revoke_any.
+
+    Revoking twice is a no-op.
+    """
     own = actor.user is not None and token.user_id == actor.user.pk
     if not own:
         require(actor, Action.TOKEN_REVOKE_ANY)
-    if token.revoked_at is None:
-        with transaction.atomic():
-            token.revoked_at = timezone.now()
-            ApiToken.objects.filter(pk=token.pk).update(revoked_at=token.revoked_at)
-            record_action(actor, "token.revoked", obj=token, org=token.org)
+    with transaction.atomic():
+        now = timezone.now()
+        # The update takes the row lock a concurrent create_api_token waits on (_within_parent).
+        first = ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=now) == 1
+        if first:
+            token.revoked_at = now
+        descendants = _revoke_descendants(token, now)
+        if first or descendants:
+            record_action(
+                actor,
+                "token.revoked",
+                obj=token,
+                org=token.org,
+                after={"descendants_revoked": descendants} if descendants else None,
+            )
     return token
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 from django_tenants.utils import schema_context
+from rest_framework.test import APIClient
 
 from orgs.audit.models import AuditEntry
 from orgs.models import ApiToken, Organization
@@ -90,3 +91,26 @@ def test_staff_creates_org_for_a_user(staff: Client) -> None:
 def test_task_queue_is_in_the_admin(staff: Client) -> None:
     for path in ["/admin/django_q/failure/", "/admin/django_q/success/", "/admin/django_q/ormq/"]:
         assert staff.get(path).status_code == 200, path
+
+
+def test_deactivating_a_user_goes_through_the_service(staff: Client, org_a: Organization) -> None:
+    user = owner_of(org_a).user
+    _, clear = make_token(owner_of(org_a))
+    form = {
+        "email": user.email,
+        "full_name": "Renamed",
+        "is_staff": "",
+        "is_superuser": "",
+        "date_joined_0": user.date_joined.strftime("%Y-%m-%d"),
+        "date_joined_1": user.date_joined.strftime("%H:%M:%S"),
+    }
+    response = staff.post(f"/admin/orgs/user/{user.pk}/change/", form)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    user.refresh_from_db()
+    assert not user.is_active and user.full_name == "Renamed"
+    entry = AuditEntry.objects.get(action="user.deactivated", object_id=str(user.pk))
+    assert entry.actor_label == "staff@flotilla.test" and entry.after == {"is_active": False}
+    # Its tokens stop at once.
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {clear}")
+    assert client.get("/api/v1/orgs/current/").status_code == 401
