@@ -15,6 +15,9 @@ org_patterns = [
     path("clusters/", include((clusters_urls.urlpatterns, "clusters"))),
 ]
 
+# No route under /api/ answers the API's JSON error body, not an HTML page.
+handler404 = "orgs.api.errors.not_found"
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("metrics", metrics_view, name="metrics"),
