@@ -52,12 +52,13 @@ def test_request_bodies_are_closed(schema: dict[str, Any]) -> None:
 
 
 def test_lists_that_are_not_paged_are_arrays_and_pages_are_pages(schema: dict[str, Any]) -> None:
-    for path in ("/api/v1/clusters/{id}/nodes/", "/api/v1/clusters/{id}/events/", "/api/v1/clusters/{id}/pools/"):
-        operation = _operation(schema, "get", path)
+    for action in ("nodes", "events", "pools"):
+        operation = _operation(schema, "get", f"/api/v1/clusters/{{id}}/{action}/")
         assert operation["responses"]["200"]["content"]["application/json"]["schema"]["type"] == "array"
         assert "page" not in [p["name"] for p in operation.get("parameters", [])]
     kinds = _operation(schema, "get", "/api/v1/clusters/providers/kinds/")["responses"]["200"]
-    assert kinds["content"]["application/json"]["schema"]["items"] == {"$ref": "#/components/schemas/ProviderKind"}
+    items = kinds["content"]["application/json"]["schema"]["items"]
+    assert items == {"$ref": "#/components/schemas/ProviderKind"}
     page = schema["components"]["schemas"]["PaginatedClusterList"]
     assert page["required"] == ["count", "next", "previous", "results"]
 
@@ -108,8 +109,9 @@ def test_values_of_another_json_type_are_refused(client_a: APIClient) -> None:
     assert_error(client_a.patch("/api/v1/orgs/current/", {"name": 5}, format="json"), 400, "invalid", "name")
     body = {"name": "c", "pools": [{"name": "p", "size": "small", "count": "2"}]}
     assert_error(client_a.post("/api/v1/clusters/", body, format="json"), 400, "invalid", "pools[0].count")
-    fields = {"name": "x", "kind": "local", "fields": {"a": 1}}
-    assert_error(client_a.post("/api/v1/clusters/providers/", fields, format="json"), 400, "invalid", "fields.a")
+    account = {"name": "x", "kind": "local", "fields": {"a": 1}}
+    response = client_a.post("/api/v1/clusters/providers/", account, format="json")
+    assert_error(response, 400, "invalid", "fields.a")
 
 
 def test_no_route_under_the_api_answers_the_error_body(client_a: APIClient) -> None:
