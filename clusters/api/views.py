@@ -11,7 +11,6 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.http import HttpResponse
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.decorators import action
@@ -35,6 +34,20 @@ IDEMPOTENCY = OpenApiParameter(
     description="Any unique string (≤100 chars); retrying with the same key returns the first result.",
 )
 STATUS_RESOURCE = {202: s.OperationSerializer}
+# The kubeconfig download is a YAML document; its top level, as a client reads it.
+KUBECONFIG = {
+    "type": "object",
+    "description": "A kubeconfig (kind Config) with the cluster's API address and admin credentials.",
+    "properties": {
+        "apiVersion": {"type": "string", "enum": ["v1"]},
+        "kind": {"type": "string", "enum": ["Config"]},
+        "clusters": {"type": "array", "items": {"type": "object"}},
+        "contexts": {"type": "array", "items": {"type": "object"}},
+        "users": {"type": "array", "items": {"type": "object"}},
+        "current-context": {"type": "string"},
+    },
+    "required": ["apiVersion", "clusters", "contexts", "users"],
+}
 
 
 def _idempotency_key(request: Request) -> str:
@@ -216,7 +229,7 @@ class ClusterViewSet(OrgViewSet):
             cluster_services.upgrade_cluster(actor, cluster, version=data.validated_data["version"])
         )
 
-    @extend_schema(responses={(200, "application/yaml"): OpenApiTypes.STR})
+    @extend_schema(responses={(200, "application/yaml"): KUBECONFIG})
     @action(detail=True, methods=["get"])
     def kubeconfig(self, request: Request, pk: str) -> HttpResponse:
         """The admin kubeconfig (members and up; every download is audited)."""
