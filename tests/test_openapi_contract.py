@@ -40,7 +40,13 @@ from tests.clusters.helpers import local_pools, local_provider, owner_actor, run
 from tests.factories import add_member, make_org, make_token, owner_of
 from tests.live import process_env
 
-pytestmark = [pytest.mark.live, pytest.mark.kube, pytest.mark.usefixtures("drop_org_schemas")]
+pytestmark = [
+    pytest.mark.live,
+    pytest.mark.kube,
+    # Fresh sequences: the org's ids, and so the requests made with them, are the same each run.
+    pytest.mark.django_db(transaction=True, reset_sequences=True),
+    pytest.mark.usefixtures("drop_org_schemas"),
+]
 
 ST = Path(sys.executable).with_name("st")
 SEED = 20261202
@@ -175,6 +181,8 @@ def schemathesis(base: str, token: str, config: Path, *args: str) -> subprocess.
             "--no-color",
             *args,
         ],
+        # Its cache (crashes found before, replayed first) lives beside the config, per run.
+        cwd=config.parent,
         capture_output=True,
         text=True,
         timeout=1200,
