@@ -137,14 +137,13 @@ class TokenViewSet(OrgViewSet):
     """API tokens: list, get, create (the secret is in this one response only), revoke."""
 
     serializer_class = s.TokenSerializer
+    filterset = s.TokenFilters
     throttle_scope = "tokens"
 
     def get_throttles(self) -> list[Any]:
         from rest_framework.throttling import ScopedRateThrottle
 
         return [ScopedRateThrottle()] if self.action in {"create", "destroy"} else []
-
-    filterset = s.TokenFilters
 
     def get_queryset(self) -> QuerySet[Any]:
         qs = selectors.list_tokens(actor_of(self.request))
