@@ -140,6 +140,16 @@ class InvitationSerializer(serializers.ModelSerializer):  # type: ignore[type-ar
         read_only_fields = fields
 
 
+class InvitationCreatedSerializer(InvitationSerializer):
+    """The answer to an invitation: the invitation and its link, shown this once."""
+
+    url = serializers.URLField(read_only=True)
+
+    class Meta(InvitationSerializer.Meta):
+        fields = [*InvitationSerializer.Meta.fields, "url"]
+        read_only_fields = fields
+
+
 class InvitationCreateSerializer(StrictSerializer):
     """Writable: email, role."""
 
@@ -171,6 +181,16 @@ class TokenSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
 
     def get_active(self, obj: ApiToken) -> bool:
         return obj.is_usable()
+
+
+class TokenCreatedSerializer(TokenSerializer):
+    """The answer to a token creation: the token and its secret, shown this once."""
+
+    token = serializers.CharField(read_only=True)
+
+    class Meta(TokenSerializer.Meta):
+        fields = [*TokenSerializer.Meta.fields, "token"]
+        read_only_fields = fields
 
 
 class TokenCreateSerializer(StrictSerializer):
