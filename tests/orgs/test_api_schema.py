@@ -119,3 +119,9 @@ def test_no_route_under_the_api_answers_the_error_body(client_a: APIClient) -> N
     assert response["Content-Type"] == "application/json"
     assert_error(response, 404, "not_found")
     assert "text/html" in client_a.get("/no/such/page/")["Content-Type"]
+
+
+def test_the_schema_is_valid_openapi_and_generates_without_warnings(tmp_path: Any) -> None:
+    from django.core.management import call_command
+
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yaml"))
