@@ -16,6 +16,9 @@ org_patterns = [
     path("clusters/", include((clusters_urls.urlpatterns, "clusters"))),
 ]
 
+# No route under /api/ answers the API's JSON error body, not an HTML page.
+handler404 = "orgs.api.errors.not_found"
+
 urlpatterns = [
     # Before the admin's own routes: its sign-in shares the portal's rate limits.
     path("admin/login/", orgs_views.admin_login),

@@ -4,10 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.validators import RegexValidator
 from rest_framework import serializers
 
+from clusters.choices import ClusterStatus, ProviderKind
 from clusters.models import Cluster, ClusterEvent, Node, NodePool, Operation, ProviderAccount
-from orgs.api.serializers import StrictSerializer
+from clusters.services.specs import MAX_POOL_NODES
+from orgs.api.serializers import ListFilters, QueryBooleanField, QueryIdField, StrictSerializer
+
+# The rules of clusters.services.specs, as patterns the schema can carry (\Z: no trailing newline).
+CLUSTER_NAME = RegexValidator(
+    r"^[a-z]([a-z0-9-]{0,38}[a-z0-9])?\Z",
+    "Use 1-40 lowercase letters, digits and hyphens, starting with a letter.",
+)
+POOL_NAME = RegexValidator(
+    r"^[a-z]([a-z0-9-]{0,28}[a-z0-9])?\Z",
+    "Use 1-30 lowercase letters, digits and hyphens, starting with a letter.",
+)
+
+
+def _cluster_name() -> serializers.CharField:
+    return serializers.CharField(max_length=40, trim_whitespace=False, validators=[CLUSTER_NAME])
 
 # The list and detail reads are the API's hottest path: the read-only serializers below build
 # their dicts directly (a few microseconds an object) instead of through DRF's per-field
@@ -57,7 +74,7 @@ class ProviderAccountCreateSerializer(StrictSerializer):
     def get_fields(self) -> dict[str, serializers.Field]:  # type: ignore[type-arg]
         return {
             "name": serializers.CharField(max_length=60),
-            "kind": serializers.CharField(max_length=20),
+            "kind": serializers.ChoiceField(choices=ProviderKind.choices),
             "fields": _field_values(required=False),
         }
 
@@ -240,9 +257,9 @@ class ClusterAccepted(serializers.Serializer):  # type: ignore[type-arg]
 class PoolInputSerializer(StrictSerializer):
     """One node pool of a request."""
 
-    name = serializers.CharField(max_length=30)
+    name = serializers.CharField(max_length=30, trim_whitespace=False, validators=[POOL_NAME])
     size = serializers.CharField(max_length=60)
-    count = serializers.IntegerField()
+    count = serializers.IntegerField(min_value=1, max_value=MAX_POOL_NODES)
     labels = serializers.DictField(
         child=serializers.CharField(allow_blank=True), required=False, default=dict
     )
@@ -252,7 +269,7 @@ class PoolInputSerializer(StrictSerializer):
 class ClusterCreateSerializer(StrictSerializer):
     """Create a cluster (provider by name or id; local when omitted)."""
 
-    name = serializers.CharField(max_length=40)
+    name = _cluster_name()
     provider = serializers.CharField(required=False, allow_blank=True, default="")
     region = serializers.CharField(required=False, allow_blank=True, default="")
     version = serializers.CharField(required=False, allow_blank=True, default="")
@@ -265,7 +282,7 @@ class ClusterImportSerializer(StrictSerializer):
     # "context" would shadow Serializer.context as a class attribute: declared here instead.
     def get_fields(self) -> dict[str, serializers.Field]:  # type: ignore[type-arg]
         return {
-            "name": serializers.CharField(max_length=40),
+            "name": _cluster_name(),
             "kubeconfig": serializers.CharField(max_length=256 * 1024, trim_whitespace=False),
             "context": serializers.CharField(required=False, allow_blank=True, default=""),
         }
@@ -274,7 +291,7 @@ class ClusterImportSerializer(StrictSerializer):
 class ScaleSerializer(StrictSerializer):
     """A pool's new node count."""
 
-    count = serializers.IntegerField()
+    count = serializers.IntegerField(min_value=0, max_value=MAX_POOL_NODES)
 
 
 class UpgradeSerializer(StrictSerializer):
@@ -292,9 +309,73 @@ class ClusterEventSerializer(serializers.ModelSerializer):  # type: ignore[type-
         read_only_fields = fields
 
 
+class RegionSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    """A region of a provider (clusters.providers.base.Region)."""
+
+    id = serializers.CharField()
+    name = serializers.CharField()
+
+
+class SizeSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    """A machine size of a region (clusters.providers.base.Size)."""
+
+    id = serializers.CharField()
+    name = serializers.CharField()
+    cpus = serializers.FloatField()
+    memory_mb = serializers.IntegerField()
+    price_hourly = serializers.FloatField(allow_null=True)
+
+
 class CatalogueSerializer(serializers.Serializer):  # type: ignore[type-arg]
     """What a provider offers: regions, sizes of one region, Kubernetes versions."""
 
-    regions = serializers.ListField(child=serializers.DictField())
-    sizes = serializers.ListField(child=serializers.DictField())
+    regions = RegionSerializer(many=True)
+    sizes = SizeSerializer(many=True)
     versions = serializers.ListField(child=serializers.CharField())
+
+
+class CredentialFieldSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    """One field a provider kind needs (clusters.providers.base.CredentialField)."""
+
+    # "label", "required" and "help" would shadow Field's attributes: declared here instead.
+    def get_fields(self) -> dict[str, serializers.Field]:  # type: ignore[type-arg]
+        return {
+            "name": serializers.CharField(),
+            "label": serializers.CharField(),
+            "secret": serializers.BooleanField(),
+            "required": serializers.BooleanField(),
+            "help": serializers.CharField(allow_blank=True),
+            "multiline": serializers.BooleanField(),
+        }
+
+
+class ProviderKindSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    """A kind of provider and the fields an account of it needs."""
+
+    # "label" and "fields" would shadow Field's and Serializer's attributes: declared here instead.
+    def get_fields(self) -> dict[str, serializers.Field]:  # type: ignore[type-arg]
+        return {
+            "kind": serializers.ChoiceField(choices=ProviderKind.choices),
+            "label": serializers.CharField(),
+            "provisions": serializers.BooleanField(),
+            "fields": CredentialFieldSerializer(many=True),
+        }
+
+
+class ClusterFilters(ListFilters):
+    """?name= (exact) and ?status=."""
+
+    name = serializers.CharField(required=False, allow_blank=True, help_text="Exact cluster name")
+    status = serializers.ChoiceField(
+        choices=ClusterStatus.choices,
+        required=False,
+        allow_blank=True,
+        help_text="Only clusters in this status",
+    )
+
+
+class OperationFilters(ListFilters):
+    """?cluster= (id) and ?active=true."""
+
+    cluster = QueryIdField(required=False, help_text="Only operations of this cluster")
+    active = QueryBooleanField(required=False, help_text="true: only queued or running operations")

@@ -28,12 +28,26 @@ from orgs.exceptions import NotFound, ValidationFailed
 
 IDEMPOTENCY = OpenApiParameter(
     "Idempotency-Key",
-    str,
+    {"type": "string", "maxLength": 100},
     location=OpenApiParameter.HEADER,
     required=False,
     description="Any unique string (≤100 chars); retrying with the same key returns the first result.",
 )
 STATUS_RESOURCE = {202: s.OperationSerializer}
+# The kubeconfig download is a YAML document; its top level, as a client reads it.
+KUBECONFIG = {
+    "type": "object",
+    "description": "A kubeconfig (kind Config) with the cluster's API address and admin credentials.",
+    "properties": {
+        "apiVersion": {"type": "string", "enum": ["v1"]},
+        "kind": {"type": "string", "enum": ["Config"]},
+        "clusters": {"type": "array", "items": {"type": "object"}},
+        "contexts": {"type": "array", "items": {"type": "object"}},
+        "users": {"type": "array", "items": {"type": "object"}},
+        "current-context": {"type": "string"},
+    },
+    "required": ["apiVersion", "clusters", "contexts", "users"],
+}
 
 
 def _idempotency_key(request: Request) -> str:
@@ -116,7 +130,8 @@ class ProviderAccountViewSet(OrgViewSet):
             }
         )
 
-    @action(detail=False, methods=["get"])
+    @extend_schema(responses=s.ProviderKindSerializer(many=True))
+    @action(detail=False, methods=["get"], pagination_class=None)
     def kinds(self, request: Request) -> Response:
         """The kinds of provider and the fields each needs."""
         selectors.list_provider_accounts(actor_of(request))  # permission check
@@ -137,24 +152,16 @@ class ClusterViewSet(OrgViewSet):
     """Clusters: list (?name=, ?status=), get, create, import, delete; pools, nodes, upgrade, kubeconfig."""
 
     serializer_class = s.ClusterSerializer
+    filterset = s.ClusterFilters
 
     def get_queryset(self) -> QuerySet[Any]:
         qs = selectors.list_clusters(actor_of(self.request))
-        params = self.request.query_params
-        if params.get("name"):
-            qs = qs.filter(name=params["name"])
-        if params.get("status"):
-            qs = qs.filter(status=params["status"])
+        filters = self.filters() if self.action == "list" else {}
+        if filters.get("name"):
+            qs = qs.filter(name=filters["name"])
+        if filters.get("status"):
+            qs = qs.filter(status=filters["status"])
         return qs
-
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("name", str, description="Exact cluster name"),
-            OpenApiParameter("status", str, description="Only clusters in this status"),
-        ]
-    )
-    def list(self, request: Request) -> Response:
-        return super().list(request)
 
     def _cluster(self, request: Request, pk: str) -> Cluster:
         return selectors.get_cluster(actor_of(request), int(pk))
@@ -227,7 +234,7 @@ class ClusterViewSet(OrgViewSet):
             cluster_services.upgrade_cluster(actor, cluster, version=data.validated_data["version"])
         )
 
-    @extend_schema(responses={200: {"type": "string", "format": "binary"}})
+    @extend_schema(responses={(200, "application/yaml"): KUBECONFIG})
     @action(detail=True, methods=["get"])
     def kubeconfig(self, request: Request, pk: str) -> HttpResponse:
         """The admin kubeconfig (members and up; every download is audited)."""
@@ -239,7 +246,7 @@ class ClusterViewSet(OrgViewSet):
         return response
 
     @extend_schema(responses=s.NodeSerializer(many=True))
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=None)
     def nodes(self, request: Request, pk: str) -> Response:
         """Nodes as last observed."""
         actor = actor_of(request)
@@ -247,7 +254,7 @@ class ClusterViewSet(OrgViewSet):
         return Response(s.NodeSerializer(nodes, many=True).data)
 
     @extend_schema(responses=s.ClusterEventSerializer(many=True))
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=None)
     def events(self, request: Request, pk: str) -> Response:
         """The newest 100 lines of the cluster's timeline."""
         actor = actor_of(request)
@@ -256,7 +263,7 @@ class ClusterViewSet(OrgViewSet):
 
     @extend_schema(methods=["GET"], responses=s.NodePoolSerializer(many=True))
     @extend_schema(methods=["POST"], request=s.PoolInputSerializer, responses=STATUS_RESOURCE)
-    @action(detail=True, methods=["get", "post"])
+    @action(detail=True, methods=["get", "post"], pagination_class=None)
     def pools(self, request: Request, pk: str) -> Response:
         """List the pools, or add one."""
         actor = actor_of(request)
@@ -288,25 +295,17 @@ class OperationViewSet(OrgViewSet):
     """Operations (task status resources): list (?cluster=, ?active=), get, cancel, retry."""
 
     serializer_class = s.OperationSerializer
+    filterset = s.OperationFilters
 
     def get_queryset(self) -> QuerySet[Any]:
         actor = actor_of(self.request)
         qs = selectors.list_operations(actor)
-        params = self.request.query_params
-        if params.get("cluster", "").isdigit():
-            qs = qs.filter(cluster_id=int(params["cluster"]))
-        if params.get("active") in {"1", "true"}:
+        filters = self.filters() if self.action == "list" else {}
+        if filters.get("cluster"):
+            qs = qs.filter(cluster_id=filters["cluster"])
+        if filters.get("active"):
             qs = qs.filter(status__in=["queued", "running"])
         return qs
-
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("cluster", int, description="Only operations of this cluster"),
-            OpenApiParameter("active", bool, description="Only queued or running operations"),
-        ]
-    )
-    def list(self, request: Request) -> Response:
-        return super().list(request)
 
     def retrieve(self, request: Request, pk: str) -> Response:
         return Response(s.OperationSerializer(selectors.get_operation(actor_of(request), int(pk))).data)

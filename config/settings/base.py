@@ -222,7 +222,7 @@ REST_FRAMEWORK: dict[str, Any] = {
     "PAGE_SIZE": 50,
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["orgs.api.parsers.LimitedJSONParser"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "orgs.api.schema.FlotillaAutoSchema",
     "EXCEPTION_HANDLER": "orgs.api.errors.exception_handler",
     "DEFAULT_THROTTLE_RATES": {
         "tokens": env_str("FLOTILLA_RATE_TOKENS", "30/min"),
@@ -237,6 +237,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Every PATCH of the API takes its fields as required (none is a partial update), so PATCH
+    # bodies use the same components as POST ones.
+    "COMPONENT_SPLIT_PATCH": False,
+    # ProviderKind is both a request choice and a response field: one enum component.
+    "ENUM_NAME_OVERRIDES": {"ProviderKindEnum": "clusters.choices.ProviderKind"},
 }
 # Oversize payloads are refused before they are parsed.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("FLOTILLA_MAX_REQUEST_BYTES", 1024 * 1024)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views.defaults import page_not_found
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -13,13 +14,19 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from orgs.exceptions import FlotillaError
 
 
+def _join(key: Any, sub: str) -> str:
+    # DRF keys a list's item errors by index: pools[0].count, as the services name them.
+    return f"{key}{sub}" if sub.startswith("[") else f"{key}.{sub}"
+
+
 def _flatten(detail: Any) -> dict[str, list[str]]:
     if isinstance(detail, dict):
         out: dict[str, list[str]] = {}
         for key, value in detail.items():
             if isinstance(value, dict):
-                for sub, msgs in _flatten(value).items():
-                    out[f"{key}.{sub}"] = msgs
+                items = {f"[{k}]" if isinstance(k, int) else k: v for k, v in value.items()}
+                for sub, msgs in _flatten(items).items():
+                    out[_join(key, sub)] = msgs
             elif isinstance(value, list):
                 out[str(key)] = [str(v) for v in value]
             else:
@@ -62,3 +69,12 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         code = "malformed"
     response.data = {"error": {"code": code, "message": str(detail)}}
     return response
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """Django's 404 handler: the API's error body under /api/ (a URL no route matches, such as
+    /api/v1/clusters/abc/), Django's page everywhere else."""
+    if request.path.startswith("/api/"):
+        body = {"error": {"code": "not_found", "message": "Not found."}}
+        return JsonResponse(body, status=404)
+    return page_not_found(request, exception or Http404())
