@@ -26,6 +26,7 @@ POOL_NAME = RegexValidator(
 def _cluster_name() -> serializers.CharField:
     return serializers.CharField(max_length=40, trim_whitespace=False, validators=[CLUSTER_NAME])
 
+
 # The list and detail reads are the API's hottest path: the read-only serializers below build
 # their dicts directly (a few microseconds an object) instead of through DRF's per-field
 # machinery (tens of them). tests/clusters/test_api_serializers.py holds each fast path equal to
