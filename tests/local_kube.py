@@ -101,6 +101,21 @@ def local_runtime(local_state_dir: Path) -> LocalRuntime:
     return LocalRuntime(root=local_state_dir)
 
 
+# Clusters the session's fixtures started (shared across modules); any other cluster in the state
+# directory was made by the product in a test and is deleted when its module ends.
+_session_clusters: set[str] = set()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _delete_product_clusters_per_module(local_state_dir: Path) -> Iterator[None]:
+    """Keep the host under FLOTILLA_LOCAL_MAX_CLUSTERS however many modules make clusters."""
+    yield
+    runtime = LocalRuntime(root=local_state_dir)
+    for name in runtime.list_clusters():
+        if name not in _session_clusters:
+            runtime.delete(name)
+
+
 @pytest.fixture(scope="session")
 def make_local_cluster(local_runtime: LocalRuntime) -> Iterator[ClusterFactory]:
     """Start extra clusters; all are deleted at the end of the session."""
@@ -111,6 +126,7 @@ def make_local_cluster(local_runtime: LocalRuntime) -> Iterator[ClusterFactory]:
         name = name or f"t{os.getpid() % 10000}-{next(_names)}"
         pools = pools or (NodePoolSpec(name="pool", count=2),)
         started.append(name)
+        _session_clusters.add(name)
         kubeconfig = local_runtime.create(LocalClusterSpec(name=name, version=version, pools=tuple(pools)))
         return LocalCluster(name, local_runtime, kubeconfig, local_runtime.kubeconfig_path(name))
 

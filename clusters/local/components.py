@@ -190,7 +190,7 @@ def prepare_restart(cluster_dir: Path, states: list[ComponentHealth]) -> list[st
             actions.append(f"killed {state.name} (unhealthy for over {UNHEALTHY_GRACE:.0f} s)")
         component.pid_file.unlink(missing_ok=True)
         port = int(component.host.rpartition(":")[2]) if component.host else 0
-        if port and not ports.port_free(port):
+        if port and not _port_frees(port):
             if state.name in MOVABLE:
                 new = move(cluster_dir, state.name, port)
                 actions.append(f"moved {state.name} from port {port} (taken by another process) to {new}")
@@ -198,6 +198,17 @@ def prepare_restart(cluster_dir: Path, states: list[ComponentHealth]) -> list[st
                 actions.append(f"port {port} of {state.name} is taken by another process")
         actions.append(f"restarting {state.name}")
     return actions
+
+
+def _port_frees(port: int, timeout: float = 3.0) -> bool:
+    """Whether the port is free, or becomes free within `timeout`: the kernel may still be tearing
+    down the sockets of a component that was just killed (or died a moment ago)."""
+    deadline = time.monotonic() + timeout
+    while not ports.port_free(port):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
 
 
 def _wait_gone(pid: int, timeout: float = 10) -> None:
