@@ -77,9 +77,8 @@ def _validate(data: Any, path: Path) -> dict[str, Any]:
     return checked
 
 
-def _write_new(path: Path, data: dict[str, Any]) -> bool:
-    """Write `data` to `path` only if no file is there yet; False when another process won."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+def _private_temp_copy(path: Path, data: dict[str, Any]) -> str:
+    """`data` written and synced to a new mode-0600 file beside `path`; returns its name."""
     fd, tmp = tempfile.mkstemp(prefix=".secrets-", dir=path.parent)
     try:
         os.fchmod(fd, 0o600)
@@ -87,29 +86,33 @@ def _write_new(path: Path, data: dict[str, Any]) -> bool:
             json.dump(data, fh, indent=2)
             fh.flush()
             os.fsync(fh.fileno())
-        try:
-            # link() fails if the name exists: of two processes starting at once, one wins.
-            os.link(tmp, path)
-        except FileExistsError:
-            return False
-        return True
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return tmp
+
+
+def _write_new(path: Path, data: dict[str, Any]) -> bool:
+    """Write `data` to `path` only if no file is there yet; False when another process won."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = _private_temp_copy(path, data)
+    try:
+        # link() fails if the name exists: of two processes starting at once, one wins.
+        os.link(tmp, path)
+    except FileExistsError:
+        return False
     finally:
         os.unlink(tmp)
+    return True
 
 
 def _replace(path: Path, data: dict[str, Any]) -> None:
     """Atomically replace the file (rotation)."""
-    fd, tmp = tempfile.mkstemp(prefix=".secrets-", dir=path.parent)
+    tmp = _private_temp_copy(path, data)
     try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2)
-            fh.flush()
-            os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        os.unlink(tmp)
         raise
 
 

@@ -1,4 +1,4 @@
-"""An open websocket stops the moment its access ends: a real daphne server, real sockets.
+"""An open websocket stops the moment its access ends: a real web server, real sockets.
 
 Removing a member, deactivating the account or suspending the org closes the sockets
 concerned (close code 4403) through the PostgreSQL channel layer, before any further event;
@@ -12,7 +12,6 @@ import asyncio
 import json
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from orgs.choices import Role
 from tests.factories import add_member, make_org, make_token, make_user, owner_of
-from tests.live import ROOT, LiveProcess, _free_port, process_env
+from tests.live import ROOT, process_env, start_web
 from tests.orgs.test_live_events import publish_from_another_process, session_cookie
 
 pytestmark = [pytest.mark.live, pytest.mark.usefixtures("drop_org_schemas")]
@@ -85,7 +84,12 @@ def test_a_removed_member_is_disconnected_before_any_further_event(live_flotilla
         await asyncio.to_thread(remove_bob)
         seen = {"bob": await next_frame(bob, 15), "alice": await next_frame(alice, 15)}
         await asyncio.to_thread(publish_from_another_process, team.org.schema_name, {"kind": "later"})
-        seen["alice_later"] = await next_frame(alice, 15)
+        # The PostgreSQL channel layer has been seen, under a loaded machine, to hand Alice the
+        # members.changed event a second time (harmless: a page refreshes twice); skip repeats.
+        later = await next_frame(alice, 15)
+        while later == seen["alice"]:
+            later = await next_frame(alice, 15)
+        seen["alice_later"] = later
         seen["bob_later"] = await next_frame(bob, 1)
         await alice.close()
         return seen
@@ -157,27 +161,11 @@ def test_deactivating_an_account_closes_its_sockets_in_every_org(live_flotilla: 
 
 @pytest.fixture
 def flotilla_rechecking_every_event(transactional_db: None, tmp_path: Path) -> Iterator[str]:
-    """daphne whose sockets re-check their membership before every event they forward."""
-    port = _free_port()
-    server = LiveProcess(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
-        tmp_path / "daphne.log",
-        process_env(FLOTILLA_WS_RECHECK_SECONDS="0"),
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            httpx.get(base + "/login/", timeout=2)
-            break
-        except httpx.HTTPError:
-            if server.proc.poll() is not None or time.monotonic() > deadline:
-                server.stop()
-                pytest.fail("daphne did not start:\n" + server.output())
-            time.sleep(0.2)
+    """A web server whose sockets re-check their membership before every event they forward."""
+    server, base = start_web(tmp_path / "web.log", process_env(FLOTILLA_WS_RECHECK_SECONDS="0"))
     yield base
     server.stop()
-    print("--- daphne log ---\n" + server.output())
+    print("--- web server log ---\n" + server.output())
 
 
 def test_a_membership_gone_without_a_service_is_caught_before_the_next_event(
