@@ -26,6 +26,7 @@ SHARED_APPS = [
     "daphne",
     "orgs",
     "orgs.audit",
+    "clusters.engine",
     "django.contrib.contenttypes",
     "django.contrib.auth",
     "django.contrib.sessions",

@@ -12,10 +12,10 @@ from django.test import override_settings
 from django_tenants.utils import schema_context
 
 from clusters.choices import ClusterStatus, OperationStatus, ResourceState
+from clusters.engine.sweeper import sweep as sweep_operations
 from clusters.local.runtime import LocalRuntime
 from clusters.models import CloudResource, Cluster, Node, Operation
 from clusters.services import clusters as cluster_services
-from clusters.services.reconcile import sweep_operations
 from orgs.models import Organization
 from tests.clusters.helpers import (
     KillableWorker,
