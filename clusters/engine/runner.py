@@ -266,7 +266,12 @@ def release(run: Run, *, delay: float, reason: str, **fields: object) -> bool:
             **fields,
         )
         if moved:
-            dispatch.schedule(run.operation.pk, due)
+            if Operation.objects.filter(pk=run.operation.pk, cancel_requested=True).exists():
+                # Cancelled while this step ran: stop here rather than wait (a superseding deletion
+                # waits for exactly this). A request after this commit finds it queued and ends it.
+                finish_cancelled(run.operation, worker=run.worker)
+            else:
+                dispatch.schedule(run.operation.pk, due)
     return moved
 
 

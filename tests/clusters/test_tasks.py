@@ -24,7 +24,7 @@ from clusters.services.health import refresh_cluster_health
 from config.tasks import run_in_schema
 from orgs.audit.models import AuditEntry
 from orgs.models import Organization
-from tests.clusters.helpers import local_pools, local_provider, owner_actor, reload, run
+from tests.clusters.helpers import local_pools, local_provider, owner_actor, poll, reload, run
 
 pytestmark = pytest.mark.django_db
 
@@ -139,11 +139,21 @@ def test_health_refresh_recovers_and_degrades(org_a: Organization) -> None:
     assert run(org_a, repair).status == OperationStatus.SUCCEEDED
     assert reload(org_a, cluster).status == ClusterStatus.READY
 
-    # The host "restarted": the control plane is down; the health check brings it back.
+    # The host "restarted": the control plane is down; the health check starts it again without
+    # waiting for it (Degraded, saying so), and a later check finds it Ready.
     runtime.stop(cluster.external_name)
     with schema_context(org_a.schema_name):
-        assert refresh_cluster_health(cluster.pk) == ClusterStatus.READY
-        assert ClusterEvent.objects.filter(cluster=cluster, message__contains="brought it back").exists()
+        assert refresh_cluster_health(cluster.pk) == ClusterStatus.DEGRADED
+        assert "starting again" in Cluster.objects.get(pk=cluster.pk).status_reason
+        assert ClusterEvent.objects.filter(
+            cluster=cluster, message__contains="starting its control plane"
+        ).exists()
+        poll(
+            lambda: refresh_cluster_health(cluster.pk) == ClusterStatus.READY,
+            timeout=120,
+            interval=1,
+            what="the restarted control plane to answer",
+        )
 
 
 def test_metrics_count_clusters_and_operations_across_orgs(org_a: Organization, org_b: Organization) -> None:
