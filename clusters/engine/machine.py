@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models.expressions import Combinable
 from django.utils import timezone
 
 from clusters.choices import ACTIVE_OPERATION_STATUSES, OPERATION_TRANSITIONS, OperationStatus
 from clusters.engine.models import Dispatch
+from clusters.engine.signals import operation_moved
 from clusters.models import Operation, OperationTransition
 from orgs.exceptions import InvalidTransition
 
@@ -61,8 +62,19 @@ def move(
     OperationTransition.objects.create(
         operation_id=operation.pk, from_status=source, to_status=to, reason=reason[:200], worker=worker[:64]
     )
+    schema_name = schema()
     if to not in ACTIVE_OPERATION_STATUSES:
-        Dispatch.objects.filter(schema_name=schema(), operation_id=operation.pk).delete()
+        Dispatch.objects.filter(schema_name=schema_name, operation_id=operation.pk).delete()
+    operation_id = operation.pk
+    transaction.on_commit(
+        lambda: operation_moved.send(
+            sender=Operation,
+            schema_name=schema_name,
+            operation_id=operation_id,
+            from_status=source,
+            to_status=to,
+        )
+    )
     if any(isinstance(v, Combinable) for v in fields.values()):
         operation.refresh_from_db()
     else:

@@ -233,7 +233,7 @@ def _check_step_timeout(operation: Operation) -> None:
 
 def _record_progress(run: Run, outcome: Outcome) -> None:
     operation = run.operation
-    fields = {"heartbeat_at": timezone.now()}
+    fields: dict[str, object] = {"heartbeat_at": timezone.now()}
     step_changed = bool(outcome.message) and outcome.message[:200] != operation.step
     if step_changed:
         fields["step"] = outcome.message[:200]

@@ -23,6 +23,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from clusters.engine.outcome import Outcome
 
+__all__ = [
+    "CredentialField",
+    "Outcome",
+    "ProviderDriver",
+    "ReconcileContext",
+    "Region",
+    "Size",
+]
+
 if TYPE_CHECKING:
     from clusters.models import CloudResource, Cluster, NodePool
 

@@ -114,7 +114,7 @@ class Context:
 
 # --- the job ---------------------------------------------------------------------------------
 
-_START_STATUS = {
+_START_STATUS: dict[str, ClusterStatus] = {
     OperationKind.CREATE: ClusterStatus.PROVISIONING,
     OperationKind.IMPORT: ClusterStatus.PROVISIONING,
     OperationKind.DELETE: ClusterStatus.DELETING,

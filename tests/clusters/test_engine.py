@@ -231,3 +231,29 @@ def test_the_index_of_a_suspended_org_is_not_dispatched(org_a: Organization, org
     OrmQ.objects.all().delete()
     assert dispatch.dispatch_due() == 1
     assert Dispatch.objects.get(schema_name=org_b.schema_name).queued_at is None
+
+
+def test_every_move_is_announced_after_commit(
+    org_a: Organization, django_capture_on_commit_callbacks: Any
+) -> None:
+    from clusters.engine.signals import operation_moved
+
+    heard: list[tuple[str, int, str, str]] = []
+
+    def receiver(sender: object, **kw: Any) -> None:
+        heard.append((kw["schema_name"], kw["operation_id"], kw["from_status"], kw["to_status"]))
+
+    operation_moved.connect(receiver)
+    try:
+        operation = scripted(org_a, "wait:1", "done")
+        with django_capture_on_commit_callbacks(execute=True):
+            one_pass(org_a, operation)
+            one_pass(org_a, operation)
+    finally:
+        operation_moved.disconnect(receiver)
+    assert heard == [
+        (org_a.schema_name, operation.pk, "queued", "running"),
+        (org_a.schema_name, operation.pk, "running", "queued"),
+        (org_a.schema_name, operation.pk, "queued", "running"),
+        (org_a.schema_name, operation.pk, "running", "succeeded"),
+    ]
