@@ -271,7 +271,7 @@ class OperationTransitionInline(admin.TabularInline):  # type: ignore[type-arg]
     extra = 0
     can_delete = False
     fields = ["at", "from_status", "to_status", "reason", "worker"]
-    readonly_fields = fields
+    readonly_fields = ["at", "from_status", "to_status", "reason", "worker"]
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
