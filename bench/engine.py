@@ -25,7 +25,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,7 +45,6 @@ from clusters.services.providers import ensure_local_provider
 from config.tasks import enqueue
 from tests.factories import actor_for, make_org, owner_of
 
-call_command("prepare_database", verbosity=0)
 busy, other = make_org("busy"), make_org("other")
 call_command("prepare_clusters", verbosity=0)
 pause = "wait:{wait}" if "{mode}" == "wait" else "hang:{wait}"
@@ -122,9 +120,18 @@ def run_mode(mode: str, args: argparse.Namespace) -> dict[str, float]:
             "FLOTILLA_OPERATION_STEP_TIMEOUT": "3600",
             "PYTHONUNBUFFERED": "1",
         }
-        env["FLOTILLA_TEST_DATABASE"] = f"bench_engine_{mode}"
         worker = None
         try:
+            subprocess.run(
+                [sys.executable, "manage.py", "prepare_database", "-v0"], cwd=ROOT, env=env, check=True
+            )
+            worker = subprocess.Popen(
+                [sys.executable, "manage.py", "worker"],
+                cwd=ROOT,
+                env=env,
+                stdout=(Path(tmp) / "worker.log").open("wb"),
+                stderr=subprocess.STDOUT,
+            )
             scenario = SCENARIO.format(
                 mode=mode, wait=args.wait, waits=args.waits, operations=args.operations
             )
@@ -135,15 +142,6 @@ def run_mode(mode: str, args: argparse.Namespace) -> dict[str, float]:
                 stdout=subprocess.PIPE,
                 stderr=(Path(tmp) / "scenario.log").open("wb"),
                 text=True,
-            )
-            # The worker starts once the schema exists (the scenario migrates first).
-            time.sleep(8)
-            worker = subprocess.Popen(
-                [sys.executable, "manage.py", "worker"],
-                cwd=ROOT,
-                env=env,
-                stdout=(Path(tmp) / "worker.log").open("wb"),
-                stderr=subprocess.STDOUT,
             )
             out, _ = setup.communicate(timeout=3600)
             if setup.returncode:
