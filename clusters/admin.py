@@ -23,7 +23,7 @@ from django.utils.http import urlencode
 from django_tenants.utils import get_public_schema_name, schema_context
 
 from clusters.choices import ACTIVE_OPERATION_STATUSES, OperationStatus
-from clusters.models import CloudResource, Cluster, NodePool, Operation, ProviderAccount
+from clusters.models import CloudResource, Cluster, NodePool, Operation, OperationTransition, ProviderAccount
 from clusters.services import clusters as cluster_services
 from orgs.admin import staff_actor
 from orgs.exceptions import FlotillaError
@@ -264,6 +264,19 @@ class ClusterAdmin(TenantModelAdmin):
         )
 
 
+class OperationTransitionInline(admin.TabularInline):  # type: ignore[type-arg]
+    """The operation's status moves, as the engine wrote them (read-only)."""
+
+    model = OperationTransition
+    extra = 0
+    can_delete = False
+    fields = ["at", "from_status", "to_status", "reason", "worker"]
+    readonly_fields = ["at", "from_status", "to_status", "reason", "worker"]
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(Operation)
 class OperationAdmin(TenantModelAdmin):
     overview_title = "Operations"
@@ -283,6 +296,7 @@ class OperationAdmin(TenantModelAdmin):
     search_fields = ["cluster__name", "step", "error", "requested_by"]
     list_select_related = ["cluster"]
     actions = ["retry", "cancel"]
+    inlines = [OperationTransitionInline]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [f.name for f in Operation._meta.fields]

@@ -155,11 +155,17 @@ class LocalRuntime:
             raise
         return self.kubeconfig(spec.name)
 
-    def start_control_plane(self, name: str, version: str, *, timeout: float = 180) -> list[str]:
-        """Create the cluster's control plane (no nodes yet) and wait until every component is
-        healthy; what had to be restarted on the way (a component that died at start).
+    def start_control_plane(
+        self, name: str, version: str, *, timeout: float = 180, wait: bool = True
+    ) -> list[str]:
+        """Create the cluster's control plane (no nodes yet); with `wait`, wait until every
+        component is healthy and return what had to be restarted on the way (a component that
+        died at start).
 
-        Fails cleanly: a control plane that does not come up is deleted before the error is raised.
+        Without `wait` it returns as soon as kwokctl has started the processes (a few seconds:
+        kwokctl itself waits for its API server to listen); the caller polls `settle_components`
+        — the operations engine does that between passes, so no worker sits through the start.
+        Fails cleanly: a control plane that cannot be started is deleted before the error is raised.
         """
         _check_name(name)
         if name in self.list_clusters():
@@ -197,8 +203,7 @@ class LocalRuntime:
             str(paths["metrics-server"]),
             "--kubeconfig",
             "",
-            "--wait",
-            f"{int(timeout)}s",
+            *(["--wait", f"{int(timeout)}s"] if wait else []),
         ]
         try:
             # One creation at a time per host: ports are chosen and taken under the lock.
@@ -207,7 +212,7 @@ class LocalRuntime:
                 args += ["--config", str(config)]
                 self._kwokctl(args, version=version, timeout=timeout + 60)
             # kwokctl waits for the API server only: a component that died at start is not seen.
-            return self.wait_components(name, timeout=timeout)
+            return self.wait_components(name, timeout=timeout) if wait else []
         except Exception:
             self.delete(name)
             raise
@@ -218,10 +223,32 @@ class LocalRuntime:
             return str(k8s.VersionApi(api).get_code(_request_timeout=5).git_version).lstrip("v")
 
     def upgrade(self, name: str, version: str, *, timeout: float = 120) -> None:
-        """Restart the control plane on another locally built Kubernetes version, keeping its data.
+        """Restart the control plane on another locally built Kubernetes version, keeping its data,
+        and wait until it answers (the blocking form, for the command line and tests).
 
         The cluster's etcd, nodes and objects stay; only the control-plane binaries change.
         """
+        if self.switch_version(name, version):
+            self._wait_started(
+                name, timeout=timeout, failure=f"local cluster {name!r} did not come back on {version}"
+            )
+        self.sync_node_versions(name, version)
+
+    def sync_node_versions(self, name: str, version: str) -> int:
+        """Report `version` on every simulated kubelet (they are "upgraded" with the control plane)."""
+        target = version.lstrip("v")
+        api = self.core_api(name)
+        changed = 0
+        for node in api.list_node().items:
+            info = node.status.node_info if node.status else None
+            if info is None or info.kubelet_version.lstrip("v") != target:
+                api.patch_node_status(node.metadata.name, {"status": {"nodeInfo": node_versions(target)}})
+                changed += 1
+        return changed
+
+    def switch_version(self, name: str, version: str) -> bool:
+        """Point the control plane at another locally built version and start it again without
+        waiting (poll `settle_components`); False when it already runs that version's binaries."""
         target = version.lstrip("v")
         available = binaries.available_k8s_versions()
         if target not in available:
@@ -235,7 +262,7 @@ class LocalRuntime:
         target_bin = str(binaries.paths(version=target)["kube-apiserver"].parent)
         current = [v for v in available if str(binaries.paths(version=v)["kube-apiserver"].parent) in text]
         if current == [target]:
-            return
+            return False
         with suppress(LocalClusterError):
             self.stop(name)
         for old in current:
@@ -247,11 +274,8 @@ class LocalRuntime:
             link = self.cluster_dir(name) / "bin" / command
             link.unlink(missing_ok=True)
             link.symlink_to(binaries.paths(version=target)[command])
-        self._start(name, timeout=timeout, failure=f"local cluster {name!r} did not come back on {target}")
-        # The simulated kubelets are "upgraded" with the control plane.
-        api = self.core_api(name)
-        for node in api.list_node().items:
-            api.patch_node_status(node.metadata.name, {"status": {"nodeInfo": node_versions(target)}})
+        self.restart_components(name)
+        return True
 
     def _write_config(self, name: str) -> Path:
         log = self.log_file(name)
@@ -398,22 +422,36 @@ class LocalRuntime:
                     if exc.status != 404:
                         raise
 
-    def ensure_running(self, name: str, *, timeout: float = 120) -> bool:
+    def ensure_running(self, name: str, *, timeout: float = 120, wait: bool = True) -> bool:
         """Bring a stopped cluster back (after a host or worker restart), or its dead components.
-        True if anything was started."""
+        True if anything was started. Without `wait`, the processes are started and the caller
+        polls `settle_components` (the health refresh and the engine never sit through a start)."""
         if name not in self.list_clusters():
             raise LocalClusterError(f"no local cluster named {name!r} on this host")
         if self.is_healthy(name):
             # The API answers, but a component may be down (a killed controller-manager).
             return bool(self.restart_components(name))
-        self._start(
+        if not wait:
+            return bool(self.restart_components(name))
+        self.restart_components(name, wait=f"{int(timeout)}s", timeout=timeout + 60)
+        self._wait_started(
             name, timeout=timeout, failure=f"local cluster {name!r} did not come back after {timeout:.0f} s"
         )
         return True
 
-    def _start(self, name: str, *, timeout: float, failure: str) -> None:
-        """Start a stopped cluster's processes and wait until its API and components answer."""
-        self.restart_components(name, wait=f"{int(timeout)}s", timeout=timeout + 60)
+    def settle_components(self, name: str) -> tuple[list[str], list[str]]:
+        """One look at the components, without waiting: (what is wrong, what was restarted).
+
+        Dead components are started again (kwokctl leaves live ones alone); an empty problem list
+        means every component is alive and healthy."""
+        states = self.component_health(name)
+        problems = [s.problem for s in states if s.problem]
+        if not problems:
+            return [], []
+        return problems, self.restart_components(name)
+
+    def _wait_started(self, name: str, *, timeout: float, failure: str) -> None:
+        """Wait until a cluster that was started answers, and its components are healthy."""
         deadline = time.monotonic() + timeout
         while not self.is_healthy(name):
             if time.monotonic() > deadline:

@@ -140,12 +140,14 @@ def refresh_cluster_health(cluster_id: int) -> str:
         except kube.KubeError:
             if not driver.recover(cluster):
                 raise
+            # The provider started it again; the next refresh (a minute later, or sooner when
+            # asked) finds it answering. No worker waits through the start.
             ClusterEvent.objects.create(
                 cluster=cluster,
                 level=EventLevel.WARNING,
-                message="API was down; the provider brought it back",
+                message="API was down; the provider is starting its control plane again",
             )
-            observation = kube.observe(cluster.kubeconfig_text(), trusted=driver.trusted_api)
+            raise kube.KubeError("The API was down; its control plane is starting again.") from None
         api_ok = True
         sync_nodes(cluster, observation)
         not_ready = [n.name for n in observation.nodes if not n.ready]

@@ -113,6 +113,11 @@ def test_cancel_and_retry_actions_go_through_the_services(staff: Client, org_a: 
             )
         )
     assert entries and set(entries) == {("staff@flotilla.test", "admin")}
+    # The engine's record of every move is on the operation's page.
+    page = staff.get(f"/admin/clusters/operation/{operation.pk}/change/?schema={org_a.schema_name}")
+    assert page.status_code == 200
+    rows = [(r.from_status, r.to_status) for r in page.context["inline_admin_formsets"][0].formset.queryset]
+    assert rows == [("queued", "cancelled"), ("cancelled", "queued")]
 
 
 def test_delete_action(staff: Client, org_a: Organization) -> None:
