@@ -73,6 +73,7 @@ class _Watch:
         self._done = False
         self._lock = threading.Lock()
         self._connections: list[HTTPConnection] = []
+        self._sockets: list[socket.socket] = []
         self._timer = threading.Timer(seconds, self._expire)
         self._timer.daemon = True
 
@@ -87,6 +88,13 @@ class _Watch:
         with self._lock:
             self._connections.append(connection)
 
+    def add_socket(self, sock: socket.socket | None) -> None:
+        # http.client forgets a connection's socket once an answer says "Connection: close", while
+        # the answer is still being read from it: keep the socket itself too.
+        if sock is not None:
+            with self._lock:
+                self._sockets.append(sock)
+
     def stop(self) -> None:
         with self._lock:
             self._done = True
@@ -97,8 +105,8 @@ class _Watch:
             if self._done:
                 return
             self.expired = True
-            for connection in self._connections:
-                sock = getattr(connection, "sock", None)
+            sockets = [getattr(c, "sock", None) for c in self._connections] + self._sockets
+            for sock in sockets:
                 if sock is None:
                     continue
                 # The base class's shutdown on the descriptor: a blocked read in the calling
@@ -113,10 +121,17 @@ def _watched(connection: HTTPConnection) -> None:
         watch.add(connection)
 
 
+def _sent(connection: HTTPConnection) -> None:
+    watch: _Watch | None = getattr(_current, "watch", None)
+    if watch is not None:
+        watch.add_socket(connection.sock)
+
+
 class _WatchedHTTPConnection(HTTPConnection):
     def request(self, *args: Any, **kwargs: Any) -> None:
         _watched(self)
         super().request(*args, **kwargs)
+        _sent(self)
 
 
 class _WatchedHTTPSConnection(HTTPSConnection):
@@ -127,6 +142,7 @@ class _WatchedHTTPSConnection(HTTPSConnection):
     def request(self, *args: Any, **kwargs: Any) -> None:
         _watched(self)
         super().request(*args, **kwargs)
+        _sent(self)
 
 
 class _WatchedHTTPPool(HTTPConnectionPool):
