@@ -38,7 +38,7 @@ from clusters.kube.errors import (
     not_kubernetes,
     retry_after,
 )
-from clusters.kube.kubeconfig import KubeconfigInvalid, check_server, server_of, stored_parts
+from clusters.kube.kubeconfig import KubeconfigInvalid, check_server, identity, server_of, stored_parts
 from clusters.kube_transport import (
     AnswerTooLarge,
     BoundedPoolManager,
@@ -294,13 +294,6 @@ def _build_api(kubeconfig: str, target: CheckedTarget | None, limits: Limits) ->
     return api
 
 
-def _identity(kubeconfig: str) -> tuple[str, str]:
-    """The server and user a kubeconfig speaks for: a new kubeconfig for them replaces the old."""
-    cluster, user = stored_parts(kubeconfig)
-    who = (user.get("token") and "token") or user.get("username") or "certificate"
-    return str(cluster.get("server", "")), str(who)
-
-
 def connect(kubeconfig: str, *, trusted: bool = False, limits: Limits = LIMITS) -> Client:
     """The client of a kubeconfig's current context, checked against the outbound policy.
 
@@ -316,8 +309,9 @@ def connect(kubeconfig: str, *, trusted: bool = False, limits: Limits = LIMITS) 
             _clients.move_to_end(key)
             return found
     built = Client(_build_api(kubeconfig, target, limits), server_of(kubeconfig), limits)
-    server, who = _identity(kubeconfig)
-    identity = (server, who, limits)
+    # A new kubeconfig for the same server and user name replaces the old one's client.
+    server, who = identity(kubeconfig)
+    speaker = (server, who, limits)
     stale: list[Client] = []
     with _clients_lock:
         if key in _clients:  # another thread built it meanwhile: keep one
@@ -325,10 +319,10 @@ def connect(kubeconfig: str, *, trusted: bool = False, limits: Limits = LIMITS) 
             built = _clients[key]
         else:
             _clients[key] = built
-            previous = _latest.get(identity)
+            previous = _latest.get(speaker)
             if previous is not None and previous != key and previous in _clients:
                 stale.append(_clients.pop(previous))
-            _latest[identity] = key
+            _latest[speaker] = key
             while len(_clients) > CLIENT_CACHE_SIZE:
                 _, old = _clients.popitem(last=False)
                 stale.append(old)

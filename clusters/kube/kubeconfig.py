@@ -138,6 +138,15 @@ def stored_parts(kubeconfig: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return cluster, user
 
 
+def identity(kubeconfig: str) -> tuple[str, str]:
+    """The server and the user name of a kubeconfig's current context (who speaks to where)."""
+    try:
+        _, _, _, cluster, user_name, _ = _chosen(load_yaml(kubeconfig), None)
+    except yaml.YAMLError as exc:
+        raise KubeconfigInvalid("the stored kubeconfig is not valid YAML") from exc
+    return str(cluster.get("server", "")), user_name
+
+
 def server_of(kubeconfig: str) -> str:
     """The API server address of a kubeconfig's current context ("" when it has none)."""
     try:

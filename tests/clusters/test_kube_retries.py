@@ -301,7 +301,13 @@ def test_clients_are_cached_per_kubeconfig_and_replaced_when_it_changes(
     second = kube.connect(rotated, trusted=True)
     assert second is not first
     # The old credentials' client was dropped (and closed) when the new ones appeared.
-    assert kube.connect(api.kubeconfig, trusted=True) is not first
+    current = kube.connect(api.kubeconfig, trusted=True)
+    assert current is not first
+    # Another user of the same server is not a change of credentials: both clients stay.
+    colleague = rotated.replace("- name: u\n", "- name: other\n").replace("user: u\n", "user: other\n")
+    theirs = kube.connect(colleague, trusted=True)
+    assert kube.connect(api.kubeconfig, trusted=True) is current is not theirs
+    assert kube.connect(colleague, trusted=True) is theirs
 
     monkeypatch.setattr(kube_client, "CLIENT_CACHE_SIZE", 2)
     others = [FakeApi(scripted(json_answer("200 OK", VERSION))) for _ in range(3)]
@@ -330,3 +336,27 @@ def test_the_cache_builds_one_client_under_concurrency(serve: Callable[[Answer],
     for thread in threads:
         thread.join()
     assert len(got) == 8 and len({id(c) for c in got}) == 1
+
+
+def test_a_body_dripped_after_a_connection_close_head_is_cut_at_the_deadline(
+    serve: Callable[[Answer], FakeApi],
+) -> None:
+    """http.client lets go of a connection's socket once the head says "Connection: close"; the
+    deadline must still reach the socket the body is read from."""
+    finished = threading.Event()
+
+    def drip(conn: socket.socket, request: bytes) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 400\r\n")
+        conn.sendall(b"Connection: close\r\n\r\n")
+        for _ in range(400):
+            if finished.wait(0.5):  # well within the read timeout: only the deadline stops it
+                return
+            conn.sendall(b" ")
+
+    api = serve(drip)
+    client = kube.connect(api.kubeconfig, trusted=True, limits=Limits(deadline=2.0)).with_retry(kube.NO_RETRY)
+    try:
+        with pytest.raises(kube.Unavailable, match="did not answer in full within 2 s"):
+            kube.server_version(client)
+    finally:
+        finished.set()
