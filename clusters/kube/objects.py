@@ -46,7 +46,8 @@ def get(
 def create(client: Client, obj: dict[str, Any]) -> dict[str, Any]:
     """Create an object (POST: never retried; `AlreadyExists` when the name is taken)."""
     res, namespace, _ = _target(client, obj)
-    made: dict[str, Any] = client.request("POST", res.path(namespace), body=obj)
+    query = {"fieldManager": FIELD_MANAGER}
+    made: dict[str, Any] = client.request("POST", res.path(namespace), query=query, body=obj)
     return made
 
 
