@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from clusters.kube.client import Client, path_segment
+from clusters.kube.client import NO_RETRY, Client, path_segment
 from clusters.kube.errors import KubeError, NotFound, not_kubernetes
 
 DISCOVERY_TTL = 30.0
@@ -161,8 +161,10 @@ def discover(client: Client) -> Discovery:
     def read(pair: tuple[str, str]) -> list[Resource]:
         group, version = pair
         flagged = f"{group}/{version}" in aggregated
+        # An aggregated API that is down answers 503 for as long as it is down: asked once.
+        asker = client.with_retry(NO_RETRY) if flagged else client
         try:
-            return _resources(client, group, version, flagged)
+            return _resources(asker, group, version, flagged)
         except NotFound as exc:  # removed between /apis and now
             unavailable[f"{group}/{version}".lstrip("/")] = exc.message
         except KubeError as exc:

@@ -249,3 +249,30 @@ def test_pod_logs_tail_follow_and_bounds(
 
     bounded = list(kube.logs(gateway, pod, kube_namespace, max_bytes=12))
     assert sum(len(x) for x in bounded) <= 12
+
+
+def test_an_aggregated_api_that_does_not_answer_does_not_fail_discovery(gateway: kube.Client) -> None:
+    service = {
+        "apiVersion": "apiregistration.k8s.io/v1",
+        "kind": "APIService",
+        "metadata": {"name": "v1.broken.flotilla.io"},
+        "spec": {
+            "group": "broken.flotilla.io",
+            "version": "v1",
+            "service": {"namespace": "default", "name": "nobody-serves-this", "port": 443},
+            "insecureSkipTLSVerify": True,
+            "groupPriorityMinimum": 100,
+            "versionPriority": 10,
+        },
+    }
+    kube.apply(gateway, service)
+    try:
+        found = kube.discovery(gateway, refresh=True)
+        assert "broken.flotilla.io/v1" in found.aggregated
+        assert "broken.flotilla.io/v1" in found.unavailable, found.unavailable
+        assert not any(r.group == "broken.flotilla.io" for r in found.resources)
+        assert found.find("apps/v1", "Deployment") is not None  # the rest is discovered all the same
+    finally:
+        kube.delete(
+            gateway, "apiregistration.k8s.io/v1", "APIService", "v1.broken.flotilla.io", missing_ok=True
+        )
