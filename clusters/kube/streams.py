@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,7 +85,7 @@ def watch(
     deadline: float | None = None,
     bookmarks: bool = False,
     request_seconds: int = WATCH_REQUEST_SECONDS,
-) -> Iterator[WatchEvent]:
+) -> Generator[WatchEvent, None, None]:
     """Changes of a resource from `resource_version` on, until `stop`, `deadline` or the caller stops.
 
     Bookmarks move the position forward and are yielded only with `bookmarks=True`. Without a
@@ -181,7 +181,7 @@ def logs(
     stop: threading.Event | None = None,
     deadline: float | None = None,
     max_bytes: int | None = DEFAULT_LOG_BYTES,
-) -> Iterator[str]:
+) -> Generator[str, None, None]:
     """A pod's log, line by line as the kubelet sends it; ends at `stop`, `deadline` or `max_bytes`.
 
     Without `follow` it ends with the log; with it, when the container stops or a bound is hit.

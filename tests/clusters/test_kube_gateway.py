@@ -198,6 +198,34 @@ def test_a_watch_follows_changes_and_stops(gateway: kube.Client, kube_namespace:
     ]
 
 
+def test_a_watch_goes_on_after_the_server_ends_a_request(
+    gateway: kube.Client, kube_namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pages = kube.list_pages(gateway, ("v1", "ConfigMap"), namespace=kube_namespace)
+    for _ in pages:
+        pass
+    client = gateway.with_retry(kube.RETRY)
+    opened: list[dict[str, Any]] = []
+    real = client.open_stream
+
+    def counting(path: str, **kwargs: Any) -> Any:
+        opened.append(kwargs["query"])
+        if len(opened) == 2:  # the first request has ended: the change happens between the two
+            kube.apply(gateway, config_map(kube_namespace, "between"))
+        return real(path, **kwargs)
+
+    monkeypatch.setattr(client, "open_stream", counting)
+    events = kube.watch(
+        client, ("v1", "ConfigMap"), namespace=kube_namespace, resource_version=pages.resource_version,
+        request_seconds=1, deadline=60,
+    )  # fmt: skip
+    first = next(events)
+    events.close()
+    assert (first.type, first.object["metadata"]["name"]) == ("ADDED", "between")
+    assert len(opened) == 2 and opened[0]["timeoutSeconds"] == 1
+    assert opened[1]["resourceVersion"] == pages.resource_version  # resumed where it was
+
+
 def _running_pod(gateway: kube.Client, namespace: str) -> str:
     def running() -> str:
         for pod in kube.list_items(gateway, ("v1", "Pod"), namespace=namespace, label_selector="app=logger"):
