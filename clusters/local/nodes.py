@@ -35,8 +35,10 @@ def node_index(name: str) -> int:
     return int(tail) if tail.isdigit() else 0
 
 
-def is_ready(node: Any) -> bool:
-    return any(c.type == "Ready" and c.status == "True" for c in (node.status.conditions or []))
+def is_ready(node: dict[str, Any]) -> bool:
+    """Whether a Node, as the API sends it (JSON), reports Ready."""
+    conditions = (node.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
 def node_versions(version: str) -> dict[str, str]:

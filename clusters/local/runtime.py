@@ -26,8 +26,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
-from kubernetes import client as k8s
-from kubernetes.client.exceptions import ApiException
 
 from clusters import kube
 from clusters.local import binaries, components, ports
@@ -60,6 +58,8 @@ __all__ = [
 ]
 NAME_MAX = 40
 DEFAULT_MAX_CLUSTERS = 8
+# A health probe: one short attempt (the caller polls).
+PROBE_LIMITS = kube.Limits(deadline=5.0)
 
 
 @dataclass(frozen=True)
@@ -219,8 +219,7 @@ class LocalRuntime:
 
     def running_version(self, name: str) -> str:
         """The Kubernetes version the cluster's API server reports (e.g. "1.36.1")."""
-        with self.api_client(name) as api:
-            return str(k8s.VersionApi(api).get_code(_request_timeout=5).git_version).lstrip("v")
+        return kube.server_version(self.client(name)).lstrip("v")
 
     def upgrade(self, name: str, version: str, *, timeout: float = 120) -> None:
         """Restart the control plane on another locally built Kubernetes version, keeping its data,
@@ -237,12 +236,19 @@ class LocalRuntime:
     def sync_node_versions(self, name: str, version: str) -> int:
         """Report `version` on every simulated kubelet (they are "upgraded" with the control plane)."""
         target = version.lstrip("v")
-        api = self.core_api(name)
+        client = self.client(name)
         changed = 0
-        for node in api.list_node().items:
-            info = node.status.node_info if node.status else None
-            if info is None or info.kubelet_version.lstrip("v") != target:
-                api.patch_node_status(node.metadata.name, {"status": {"nodeInfo": node_versions(target)}})
+        for node in list(kube.list_items(client, ("v1", "Node"))):
+            info = (node.get("status") or {}).get("nodeInfo") or {}
+            if str(info.get("kubeletVersion", "")).lstrip("v") != target:
+                kube.patch(
+                    client,
+                    "v1",
+                    "Node",
+                    node["metadata"]["name"],
+                    {"status": {"nodeInfo": node_versions(target)}},
+                    subresource="status",
+                )
                 changed += 1
         return changed
 
@@ -351,20 +357,15 @@ class LocalRuntime:
         _kubeconfigs[str(path)] = (stamp, text)
         return text
 
-    @contextmanager
-    def api_client(self, name: str) -> Iterator[k8s.ApiClient]:
-        """A Kubernetes API client for the cluster (cached per kubeconfig, see clusters.kube)."""
-        yield kube.cached_client(self.kubeconfig(name), trusted=True)
-
-    def core_api(self, name: str) -> k8s.CoreV1Api:
-        """A CoreV1 client for the cluster."""
-        return k8s.CoreV1Api(kube.cached_client(self.kubeconfig(name), trusted=True))
+    def client(self, name: str) -> kube.Client:
+        """The gateway's client for the cluster (cached per kubeconfig, see clusters.kube)."""
+        return kube.connect(self.kubeconfig(name), trusted=True)
 
     def is_healthy(self, name: str) -> bool:
-        """Whether the API server answers."""
+        """Whether the API server answers (one attempt: the caller polls)."""
         try:
-            with self.api_client(name) as api:
-                k8s.VersionApi(api).get_code(_request_timeout=5)
+            probe = kube.connect(self.kubeconfig(name), trusted=True, limits=PROBE_LIMITS)
+            kube.server_version(probe.with_retry(kube.NO_RETRY))
             return True
         except Exception:
             return False
@@ -375,7 +376,7 @@ class LocalRuntime:
         last = "API not reachable"
         while time.monotonic() < deadline:
             try:
-                nodes = self.core_api(name).list_node(_request_timeout=5).items
+                nodes = list(kube.list_items(self.client(name).with_retry(kube.NO_RETRY), ("v1", "Node")))
                 ready = [n for n in nodes if is_ready(n)]
                 if len(nodes) == expected_nodes and len(ready) == expected_nodes:
                     return
@@ -387,9 +388,8 @@ class LocalRuntime:
 
     def scale_pool(self, name: str, pool: NodePoolSpec, *, timeout: float = 120) -> None:
         """Make the pool have exactly `pool.count` nodes, and wait until the cluster is Ready."""
-        api = self.core_api(name)
         self.set_pool_nodes(name, pool)
-        total = len(api.list_node().items)
+        total = sum(1 for _ in kube.list_items(self.client(name), ("v1", "Node")))
         self.wait_ready(name, expected_nodes=total, timeout=timeout)
 
     def remove_pool(self, name: str, pool_name: str) -> None:
@@ -398,29 +398,20 @@ class LocalRuntime:
 
     def set_pool_nodes(self, name: str, pool: NodePoolSpec) -> None:
         """Create or delete the pool's nodes so that it has exactly `pool.count` (idempotent)."""
-        api = self.core_api(name)
+        client = self.client(name)
         if pool.count < 0:
             raise LocalClusterError("a pool's node count cannot be negative")
-        existing = sorted(
-            (n.metadata.name for n in api.list_node(label_selector=f"{POOL_LABEL}={pool.name}").items),
-            key=node_index,
-        )
+        pool_nodes = kube.list_items(client, ("v1", "Node"), label_selector=f"{POOL_LABEL}={pool.name}")
+        existing = sorted((n["metadata"]["name"] for n in pool_nodes), key=node_index)
         wanted = [f"{pool.name}-{i}" for i in range(pool.count)]
         missing = [n for n in wanted if n not in existing]
         version = self.running_version(name) if missing else ""
         for node_name in missing:
-            try:
-                api.create_node(node_body(node_name, pool, version))
-            except ApiException as exc:
-                if exc.status != 409:
-                    raise
+            with suppress(kube.AlreadyExists):
+                kube.create(client, node_body(node_name, pool, version))
         for node_name in existing:
             if node_name not in wanted:
-                try:
-                    api.delete_node(node_name)
-                except ApiException as exc:
-                    if exc.status != 404:
-                        raise
+                kube.delete(client, "v1", "Node", node_name, missing_ok=True)
 
     def ensure_running(self, name: str, *, timeout: float = 120, wait: bool = True) -> bool:
         """Bring a stopped cluster back (after a host or worker restart), or its dead components.

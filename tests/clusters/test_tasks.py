@@ -11,8 +11,8 @@ from django.test import override_settings
 from django.utils import timezone
 from django_q.models import OrmQ, Schedule
 from django_tenants.utils import schema_context
-from kubernetes import client as k8s
 
+from clusters import kube
 from clusters.choices import ClusterStatus, OperationStatus
 from clusters.engine.dispatch import NOT_DUE
 from clusters.engine.models import Dispatch
@@ -127,8 +127,7 @@ def test_health_refresh_recovers_and_degrades(org_a: Organization) -> None:
     runtime = LocalRuntime()
 
     # A node disappears: Degraded, with the reason; a scale back to spec repairs it.
-    with runtime.api_client(cluster.external_name) as api:
-        k8s.CoreV1Api(api).delete_node("p0-0")
+    kube.delete(runtime.client(cluster.external_name), "v1", "Node", "p0-0")
     with schema_context(org_a.schema_name):
         assert refresh_cluster_health(cluster.pk) == ClusterStatus.DEGRADED
         degraded = Cluster.objects.get(pk=cluster.pk)
