@@ -37,6 +37,7 @@ from clusters.kube_transport import (
     Limits,
     ssl_context,
 )
+from clusters.versions import KubeVersion
 from config.outbound import CheckedTarget, OutboundRefused, check_url
 from orgs.exceptions import FlotillaError
 
@@ -350,7 +351,7 @@ def _status_text(status: Any) -> str:
 
 def plain_version(version: str) -> str:
     """ "v1.36.1+k3s1" -> "1.36.1": the upstream version a distribution builds on."""
-    return version.lstrip("v").split("+", 1)[0].split("-", 1)[0]
+    return str(KubeVersion.from_any(version))
 
 
 def observe(kubeconfig: str, *, trusted: bool = False, limits: Limits = LIMITS) -> Observation:

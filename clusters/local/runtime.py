@@ -43,6 +43,7 @@ from clusters.local.nodes import (
     node_versions,
 )
 from clusters.local.ports import PORT_BLOCK, PORT_FIELDS
+from clusters.versions import KubeVersion
 
 # The pool spec types live in clusters.local.nodes; callers import them from here too.
 __all__ = [
@@ -169,7 +170,7 @@ class LocalRuntime:
                 f"this host already runs {max_clusters()} local clusters (FLOTILLA_LOCAL_MAX_CLUSTERS); "
                 "delete one first"
             )
-        version = version.lstrip("v")
+        version = str(KubeVersion.from_any(version))
         if version not in binaries.available_k8s_versions():
             available = ", ".join(binaries.available_k8s_versions()) or "none"
             raise BinariesMissing(f"Kubernetes {version} is not available locally (available: {available})")
@@ -215,14 +216,14 @@ class LocalRuntime:
     def running_version(self, name: str) -> str:
         """The Kubernetes version the cluster's API server reports (e.g. "1.36.1")."""
         with self.api_client(name) as api:
-            return str(k8s.VersionApi(api).get_code(_request_timeout=5).git_version).lstrip("v")
+            return str(KubeVersion.from_any(k8s.VersionApi(api).get_code(_request_timeout=5).git_version))
 
     def upgrade(self, name: str, version: str, *, timeout: float = 120) -> None:
         """Restart the control plane on another locally built Kubernetes version, keeping its data.
 
         The cluster's etcd, nodes and objects stay; only the control-plane binaries change.
         """
-        target = version.lstrip("v")
+        target = str(KubeVersion.from_any(version))
         available = binaries.available_k8s_versions()
         if target not in available:
             raise BinariesMissing(

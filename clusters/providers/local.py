@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from clusters import versions
 from clusters.choices import EventLevel
 from clusters.exceptions import ProviderError
 from clusters.local import binaries
@@ -88,7 +89,7 @@ class LocalDriver(ProviderDriver):
 
     def versions(self) -> list[str]:
         found = binaries.available_k8s_versions()
-        return sorted(found, key=lambda v: tuple(int(p) for p in v.split(".")), reverse=True)
+        return versions.newest_first(found)
 
     def reconcile(self, ctx: ReconcileContext) -> Outcome:
         cluster = ctx.cluster
@@ -114,7 +115,7 @@ class LocalDriver(ProviderDriver):
                 ctx.event("Control plane was stopped (host or worker restart); started it again")
             ctx.store_kubeconfig(self.runtime.kubeconfig(name))
             running = self.runtime.running_version(name)
-            if running != cluster.version.lstrip("v"):
+            if versions.KubeVersion.from_any(running) != versions.KubeVersion.from_any(cluster.version):
                 self.runtime.upgrade(name, cluster.version)
                 return Outcome.step(
                     f"Control plane upgraded from {running} to {cluster.version}", progress=60

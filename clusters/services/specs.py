@@ -9,6 +9,7 @@ from typing import Any
 from clusters import versions
 from clusters.exceptions import ProviderError
 from clusters.providers.base import ProviderDriver
+from clusters.versions import KubeVersion
 from orgs.exceptions import ValidationFailed
 
 CLUSTER_NAME_RE = re.compile(r"^[a-z]([a-z0-9-]{0,38}[a-z0-9])?$")
@@ -146,13 +147,18 @@ def size_ids(driver: ProviderDriver, region: str) -> set[str]:
 
 def check_version(driver: ProviderDriver, version: str | None) -> str:
     """A version the provider can run (its newest when none is asked for)."""
-    versions = driver.versions()
-    if not versions:
+    offered = driver.versions()
+    if not offered:
         raise ValidationFailed.for_field("version", "This provider has no Kubernetes versions available.")
-    wanted = (version or "").strip().lstrip("v") or versions[0]
-    if wanted not in versions:
-        raise ValidationFailed.for_field("version", f"Choose one of: {', '.join(versions)}.")
-    return wanted
+    if not (version or "").strip():
+        return offered[0]
+    try:
+        wanted = KubeVersion.parse(version or "")
+    except versions.InvalidVersion as exc:
+        raise ValidationFailed.for_field("version", f"{exc} Choose one of: {', '.join(offered)}.") from exc
+    if wanted not in {KubeVersion.from_any(v) for v in offered}:
+        raise ValidationFailed.for_field("version", f"Choose one of: {', '.join(offered)}.")
+    return str(wanted)
 
 
 def check_upgrade(current: str, target: str) -> str:
