@@ -241,7 +241,7 @@ class LocalRuntime:
             self.stop(name)
         for old in current:
             text = text.replace(str(binaries.paths(version=old)["kube-apiserver"].parent), target_bin)
-        text = re.sub(r"(kubeVersion:\s*)v?[0-9][0-9.]*", rf"\g<1>v{target}", text)
+        text = re.sub(r"(kubeVersion:\s*)v?[0-9][0-9.]*", rf"\g<1>{KubeVersion.from_any(target).tag}", text)
         config.write_text(text)
         # kwokctl runs the cluster's components through links in <cluster>/bin: re-point them.
         for command in ("kube-apiserver", "kube-controller-manager", "kube-scheduler"):
