@@ -15,7 +15,9 @@ import re
 
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 _LABEL_NAME = r"[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?"
-LABEL_KEY_RE = re.compile(rf"^([a-z0-9]([a-z0-9.-]{{0,251}}[a-z0-9])?/)?{_LABEL_NAME}\Z")
+# A key's prefix is a DNS subdomain (RFC 1123, at most 253 characters), as Kubernetes checks it.
+_DNS_SUBDOMAIN = r"(?=[a-z0-9.-]{1,253}/)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+LABEL_KEY_RE = re.compile(rf"^({_DNS_SUBDOMAIN}/)?{_LABEL_NAME}\Z")
 LABEL_VALUE_RE = re.compile(rf"^({_LABEL_NAME})?\Z")
 KEY_RULE = (
     "an optional DNS-name prefix and '/', then at most 63 letters, digits, '-', '_' or '.', "

@@ -37,6 +37,8 @@ LABELS = [
     "app.kubernetes.io/name=shop",
     f"{LONG}={LONG}",
     "Tier.Name_x-1=A.b_c-9",
+    f"{'a' * 253}/tier=web",
+    "a-b.c/tier=web",
     # refused
     "tier",
     "tier:web",
@@ -50,6 +52,12 @@ LABELS = [
     "tier=-web",
     "Example.com/tier=web",
     "a/b/c=d",
+    f"{'a' * 254}/tier=web",
+    "a..b/tier=web",
+    "-a.com/tier=web",
+    "a.com-/tier=web",
+    ".a.com/tier=web",
+    "/tier=web",
     "flotilla.io/pool=x",
     "tier=we b",
     "tier=web\n",
@@ -153,3 +161,12 @@ def test_the_api_names_the_pool_field_of_a_bad_label() -> None:
         specs.check_pool({"name": "web", "size": "s", "count": 1, "labels": {"-x": "y"}}, 2, size_ids=None)
     assert list(caught.value.fields) == ["pools[2].labels"]
     assert caught.value.fields["pools[2].labels"][0].startswith("'-x' is not a label key you can set: ")
+
+
+@pytest.mark.parametrize("key", ["a..b/tier", "-a.com/tier", ".a.com/tier", f"{'a' * 254}/tier", "tier\n"])
+def test_label_keys_follow_kubernetes_rules(key: str) -> None:
+    # "a..b/tier" and "tier\n" were accepted before: the prefix was any run of [a-z0-9.-] between
+    # two alphanumerics, and "$" matched before a trailing newline.
+    with pytest.raises(ValidationFailed) as caught:
+        specs.check_labels({key: "web"}, "pools[0].labels")
+    assert caught.value.fields["pools[0].labels"][0].startswith(f"{key!r} is not a label key you can set: ")
