@@ -9,6 +9,7 @@ from clusters.kube.client import LIMITS, Client, connect
 from clusters.kube.errors import not_kubernetes
 from clusters.kube.objects import list_items
 from clusters.kube_transport import Limits
+from clusters.versions import KubeVersion
 
 POOL_LABEL = "flotilla.io/pool"
 
@@ -44,7 +45,7 @@ class Observation:
 
 def plain_version(version: str) -> str:
     """ "v1.36.1+k3s1" -> "1.36.1": the upstream version a distribution builds on."""
-    return version.lstrip("v").split("+", 1)[0].split("-", 1)[0]
+    return str(KubeVersion.from_any(version))
 
 
 def server_version(client: Client) -> str:

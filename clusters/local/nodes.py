@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from clusters.versions import KubeVersion
+
 POOL_LABEL = "flotilla.io/pool"
 
 
@@ -43,7 +45,8 @@ def is_ready(node: dict[str, Any]) -> bool:
 
 def node_versions(version: str) -> dict[str, str]:
     """What a node reports of its kubelet (kwok keeps these instead of its own version)."""
-    return {"kubeletVersion": f"v{version}", "kubeProxyVersion": f"v{version}"}
+    tag = KubeVersion.from_any(version).tag
+    return {"kubeletVersion": tag, "kubeProxyVersion": tag}
 
 
 def node_body(name: str, pool: NodePoolSpec, version: str) -> dict[str, Any]:

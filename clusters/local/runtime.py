@@ -41,6 +41,7 @@ from clusters.local.nodes import (
     node_versions,
 )
 from clusters.local.ports import PORT_BLOCK, PORT_FIELDS
+from clusters.versions import KubeVersion
 
 # The pool spec types live in clusters.local.nodes; callers import them from here too.
 __all__ = [
@@ -175,7 +176,7 @@ class LocalRuntime:
                 f"this host already runs {max_clusters()} local clusters (FLOTILLA_LOCAL_MAX_CLUSTERS); "
                 "delete one first"
             )
-        version = version.lstrip("v")
+        version = str(KubeVersion.from_any(version))
         if version not in binaries.available_k8s_versions():
             available = ", ".join(binaries.available_k8s_versions()) or "none"
             raise BinariesMissing(f"Kubernetes {version} is not available locally (available: {available})")
@@ -219,7 +220,7 @@ class LocalRuntime:
 
     def running_version(self, name: str) -> str:
         """The Kubernetes version the cluster's API server reports (e.g. "1.36.1")."""
-        return kube.server_version(self.client(name)).lstrip("v")
+        return str(KubeVersion.from_any(kube.server_version(self.client(name))))
 
     def upgrade(self, name: str, version: str, *, timeout: float = 120) -> None:
         """Restart the control plane on another locally built Kubernetes version, keeping its data,
@@ -235,18 +236,19 @@ class LocalRuntime:
 
     def sync_node_versions(self, name: str, version: str) -> int:
         """Report `version` on every simulated kubelet (they are "upgraded" with the control plane)."""
-        target = version.lstrip("v")
+        target = KubeVersion.from_any(version)
         client = self.client(name)
         changed = 0
         for node in list(kube.list_items(client, ("v1", "Node"))):
             info = (node.get("status") or {}).get("nodeInfo") or {}
-            if str(info.get("kubeletVersion", "")).lstrip("v") != target:
+            seen = str(info.get("kubeletVersion", ""))
+            if not seen or KubeVersion.from_any(seen) != target:
                 kube.patch(
                     client,
                     "v1",
                     "Node",
                     node["metadata"]["name"],
-                    {"status": {"nodeInfo": node_versions(target)}},
+                    {"status": {"nodeInfo": node_versions(str(target))}},
                     subresource="status",
                 )
                 changed += 1
@@ -255,7 +257,7 @@ class LocalRuntime:
     def switch_version(self, name: str, version: str) -> bool:
         """Point the control plane at another locally built version and start it again without
         waiting (poll `settle_components`); False when it already runs that version's binaries."""
-        target = version.lstrip("v")
+        target = str(KubeVersion.from_any(version))
         available = binaries.available_k8s_versions()
         if target not in available:
             raise BinariesMissing(
@@ -273,7 +275,7 @@ class LocalRuntime:
             self.stop(name)
         for old in current:
             text = text.replace(str(binaries.paths(version=old)["kube-apiserver"].parent), target_bin)
-        text = re.sub(r"(kubeVersion:\s*)v?[0-9][0-9.]*", rf"\g<1>v{target}", text)
+        text = re.sub(r"(kubeVersion:\s*)v?[0-9][0-9.]*", rf"\g<1>{KubeVersion.from_any(target).tag}", text)
         config.write_text(text)
         # kwokctl runs the cluster's components through links in <cluster>/bin: re-point them.
         for command in ("kube-apiserver", "kube-controller-manager", "kube-scheduler"):

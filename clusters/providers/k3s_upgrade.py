@@ -46,7 +46,7 @@ class NodeUpgrade:
 
 def check_upgrade_path(running: set[str], target: str) -> None:
     """k3s (like Kubernetes) moves one minor version at a time, and never back."""
-    for version in sorted(running, key=versions.version_key):
+    for version in sorted(running, key=versions.KubeVersion.from_any):
         problem = versions.upgrade_problem(version, target)
         if problem == versions.UpgradeProblem.DOWNGRADE:
             raise ProviderError(

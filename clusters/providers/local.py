@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from clusters import versions
 from clusters.choices import EventLevel
 from clusters.exceptions import ProviderError
 from clusters.local import binaries
@@ -88,7 +89,7 @@ class LocalDriver(ProviderDriver):
 
     def versions(self) -> list[str]:
         found = binaries.available_k8s_versions()
-        return sorted(found, key=lambda v: tuple(int(p) for p in v.split(".")), reverse=True)
+        return versions.newest_first(found)
 
     def reconcile(self, ctx: ReconcileContext) -> Outcome:
         # Never blocks through a start: kwokctl starts the processes (seconds), then each pass
@@ -118,7 +119,7 @@ class LocalDriver(ProviderDriver):
                 return Outcome.wait(f"Waiting for the control plane: {problems[0][:150]}", 1.0, progress=35)
             ctx.store_kubeconfig(self.runtime.kubeconfig(name))
             running = self.runtime.running_version(name)
-            if running != cluster.version.lstrip("v"):
+            if versions.KubeVersion.from_any(running) != versions.KubeVersion.from_any(cluster.version):
                 self.runtime.switch_version(name, cluster.version)
                 return Outcome.wait(
                     f"Control plane restarting on {cluster.version} (was {running})", 1.0, progress=50
