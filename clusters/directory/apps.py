@@ -19,10 +19,16 @@ class DirectoryConfig(AppConfig):
     def ready(self) -> None:
         from clusters.directory.models import ClusterEntry, OperationEntry
         from clusters.directory.registry import DirectoryList, register_list
+        from clusters.directory.services import rebuild_org
 
-        register_list(DirectoryList(app_label="clusters", label="Clusters", model=ClusterEntry))
+        register_list(
+            DirectoryList(app_label="clusters", label="Clusters", model=ClusterEntry, rebuild=rebuild_org)
+        )
         register_list(
             DirectoryList(
-                app_label="clusters", label="Operations (unfinished or failed)", model=OperationEntry
+                app_label="clusters",
+                label="Operations (unfinished or failed)",
+                model=OperationEntry,
+                rebuild=rebuild_org,
             )
         )

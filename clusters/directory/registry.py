@@ -7,12 +7,16 @@ shows each with a link and counts by status (one query per list, whatever the nu
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from django.db import models
 from django.db.models import Count
 from django.urls import reverse
+
+if TYPE_CHECKING:
+    from orgs.models import Organization
 
 
 @dataclass(frozen=True)
@@ -22,6 +26,8 @@ class DirectoryList:
     app_label: str  # the tenant app it stands for on the admin index
     label: str
     model: type[models.Model]
+    # Refills an org's entries from its schema (`rebuild_directory`); returns how many rows it read.
+    rebuild: Callable[[Organization], int] | None = None
 
     def url(self) -> str:
         """The list's admin changelist."""
@@ -49,6 +55,15 @@ def register_list(entry: DirectoryList) -> None:
 def lists_for(app_label: str) -> list[DirectoryList]:
     """The staff lists that stand for a tenant app on the admin index."""
     return [entry for entry in _lists if entry.app_label == app_label]
+
+
+def rebuilders() -> list[Callable[[Organization], int]]:
+    """Each registered rebuild function once (a function may refill several entry models)."""
+    found: list[Callable[[Organization], int]] = []
+    for entry in _lists:
+        if entry.rebuild is not None and entry.rebuild not in found:
+            found.append(entry.rebuild)
+    return found
 
 
 def directory_app_labels() -> set[str]:

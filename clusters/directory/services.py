@@ -247,8 +247,9 @@ def _batches(rows: Iterable[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
         yield batch
 
 
-def rebuild_org(org: Organization) -> tuple[int, int]:
-    """Refill one org's entries from its schema; drop entries of rows it no longer has."""
+def rebuild_org(org: Organization) -> int:
+    """Refill one org's cluster and operation entries from its schema; drop entries of rows it no
+    longer has. Returns how many rows it read."""
     now = timezone.now()
     with schema_context(org.schema_name):
         clusters = list(_clusters(org.schema_name).order_by("pk"))
@@ -273,13 +274,16 @@ def rebuild_org(org: Organization) -> tuple[int, int]:
         updated_at=now,
     )
     OperationEntry.objects.filter(org=org).exclude(operation_id__in=[op["pk"] for op in operations]).delete()
-    return len(clusters), len(operations)
+    return len(clusters) + len(operations)
 
 
-def rebuild_directory() -> tuple[int, int, int]:
-    """Refill every org's entries (after an upgrade, or to repair drift): (orgs, clusters, operations)."""
-    orgs = clusters = operations = 0
+def rebuild_directory() -> tuple[int, int]:
+    """Refill every org's entries of every registered list (after an upgrade, or to repair
+    drift): (orgs, rows read)."""
+    from clusters.directory.registry import rebuilders
+
+    orgs = rows = 0
     for org in Organization.objects.exclude(schema_name=get_public_schema_name()).order_by("pk"):
-        found = rebuild_org(org)
-        orgs, clusters, operations = orgs + 1, clusters + found[0], operations + found[1]
-    return orgs, clusters, operations
+        orgs += 1
+        rows += sum(rebuild(org) for rebuild in rebuilders())
+    return orgs, rows

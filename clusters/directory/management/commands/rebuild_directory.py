@@ -14,14 +14,14 @@ from clusters.directory.services import rebuild_directory
 
 
 class Command(BaseCommand):
-    help = "Refill the staff directory (clusters and operations across orgs) from the org schemas."
+    help = (
+        "Refill the staff directory (every registered list, e.g. clusters, operations) from the org schemas."
+    )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        orgs, clusters, operations = rebuild_directory()
+        orgs, rows = rebuild_directory()
         if int(options.get("verbosity", 1)) < 1:
             return
         self.stdout.write(
-            self.style.SUCCESS(
-                f"Directory rebuilt: {clusters} cluster(s), {operations} operation(s) in {orgs} org(s)."
-            )
+            self.style.SUCCESS(f"Directory rebuilt from {orgs} organisation(s) ({rows} row(s) read).")
         )
