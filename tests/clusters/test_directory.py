@@ -27,9 +27,11 @@ from clusters.directory.models import ClusterEntry, OperationEntry
 from clusters.directory.store import upsert
 from clusters.models import Cluster, NodePool, Operation
 from clusters.services import clusters as cluster_services
+from orgs.actors import Actor
 from orgs.audit.models import AuditEntry
 from orgs.choices import Role
 from orgs.models import Organization
+from orgs.services.organizations import delete_organization
 from tests.clusters.helpers import owner_actor
 from tests.clusters.test_views import make_cluster, settle
 from tests.factories import add_member, make_user, owner_of
@@ -149,6 +151,20 @@ class TestSync:
         finish(org_b, second)
         assert entry_of(org_a, first).status == ClusterStatus.PENDING
         assert entry_of(org_b, second).status == ClusterStatus.READY
+
+    def test_an_orgs_entries_go_with_it(
+        self, org_a: Organization, org_b: Organization, committed: Any
+    ) -> None:
+        committed(lambda: make_cluster(org_a))
+        committed(lambda: make_cluster(org_b))
+        staff_user = make_user("staff@flotilla.test", is_staff=True, is_superuser=True)
+        # The test's one transaction still holds deferred foreign-key checks on the rows it wrote,
+        # which PostgreSQL will not drop a table under; a real deletion has none pending.
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        delete_organization(Actor.staff(staff_user, org_a), org_a)
+        assert set(ClusterEntry.objects.values_list("org__slug", flat=True)) == {"bravo"}
+        assert set(OperationEntry.objects.values_list("org__slug", flat=True)) == {"bravo"}
 
     def test_an_older_read_never_overwrites_a_newer_one(self, org_a: Organization, committed: Any) -> None:
         cluster = committed(lambda: make_cluster(org_a, "web"))

@@ -14,6 +14,10 @@ from clusters.directory.registry import directory_app_labels, lists_for
 register = template.Library()
 
 
+def _in_public_schema() -> bool:
+    return bool(getattr(connection, "schema_name", get_public_schema_name()) == get_public_schema_name())
+
+
 def _tenant_only(app_label: str) -> bool:
     shared = {get_app_label(app) for app in settings.SHARED_APPS}
     tenant = {get_app_label(app) for app in settings.TENANT_APPS}
@@ -24,9 +28,7 @@ def _tenant_only(app_label: str) -> bool:
 def directory_lists(app_label: str, counts: bool = False) -> list[dict[str, Any]] | None:
     """For a tenant-only app seen from the public schema: its staff lists (with counts by status
     when `counts`, one query each); None for any other app, which is listed as usual."""
-    if getattr(connection, "schema_name", get_public_schema_name()) != get_public_schema_name():
-        return None
-    if not _tenant_only(app_label):
+    if not _in_public_schema() or not _tenant_only(app_label):
         return None
     found = []
     for entry in lists_for(app_label):
@@ -45,5 +47,6 @@ def directory_lists(app_label: str, counts: bool = False) -> list[dict[str, Any]
 
 @register.filter
 def is_directory_app(app_label: str) -> bool:
-    """The directory's own app (its lists are shown under the tenant apps they stand for)."""
-    return app_label in directory_app_labels()
+    """The directory's own app, whose lists are shown under the tenant apps they stand for (seen
+    from an org's schema, on its admin pages, those apps list their own models instead)."""
+    return _in_public_schema() and app_label in directory_app_labels()
