@@ -357,6 +357,8 @@ class TestStaffLists:
         assert names("active=yes") == {"db"} and names("active=no") == {"web"}
         assert names("provider_kind__exact=local") == {"web", "db"}
         assert names("provider_kind__exact=ec2") == set()
+        assert names("_facets=True") == {"web", "db"}  # the admin's "show counts"
+        assert staff.get(f"{OPERATIONS}?_facets=True").status_code == 200
         with schema_context(org_a.schema_name):
             Cluster.objects.filter(pk=web.pk).update(status=ClusterStatus.DELETED, deleted_at=timezone.now())
         directory.sync_cluster(org_a.schema_name, web.pk)
