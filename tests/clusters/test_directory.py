@@ -32,7 +32,7 @@ from orgs.audit.models import AuditEntry
 from orgs.choices import Role
 from orgs.models import Organization
 from orgs.services.organizations import delete_organization
-from tests.clusters.helpers import owner_actor
+from tests.clusters.helpers import owner_actor, run
 from tests.clusters.test_views import make_cluster, settle
 from tests.factories import add_member, make_user, owner_of
 
@@ -132,6 +132,23 @@ class TestSync:
         directory.sync_cluster(org_a.schema_name, cluster.pk)
         entry = entry_of(org_a, cluster)
         assert (entry.status, entry.active_operation_id) == (ClusterStatus.DELETED, None)
+
+    def test_the_reconcile_loop_keeps_it_in_step(self, org_a: Organization, committed: Any) -> None:
+        # Deleting a never-provisioned local cluster runs to the end in the loop without a
+        # control plane: the loop's own cluster_changed calls are what update the entries.
+        cluster = committed(lambda: make_cluster(org_a, "web"))
+
+        def delete() -> Operation:
+            with schema_context(org_a.schema_name):
+                return cluster_services.delete_cluster(owner_actor(org_a), Cluster.objects.get(pk=cluster.pk))
+
+        deletion = committed(delete)
+        assert entry_of(org_a, cluster).active_operation_id == deletion.pk
+        assert committed(lambda: run(org_a, deletion)).status == OperationStatus.SUCCEEDED
+        entry = entry_of(org_a, cluster)
+        assert (entry.status, entry.active_operation_id) == (ClusterStatus.DELETED, None)
+        assert OperationEntry.objects.get(org=org_a, operation_id=deletion.pk).status == "succeeded"
+        assert not OperationEntry.objects.listed().filter(org=org_a).exists()
 
     def test_a_cluster_gone_from_its_schema_is_deleted(self, org_a: Organization, committed: Any) -> None:
         cluster = committed(lambda: make_cluster(org_a))
