@@ -61,8 +61,8 @@ class ClusterEntry(DirectoryEntry):
     nodes_ready = models.PositiveIntegerField(default=0)
     nodes_total = models.PositiveIntegerField(default=0, help_text="Nodes observed")
     nodes_desired = models.PositiveIntegerField(default=0, help_text="Sum of the pools' counts")
-    # The cluster's queued or running operation (at most one). Written by the operation's sync
-    # under its own guard, so a cluster sync and an operation sync never undo each other.
+    # The cluster's queued or running operation (at most one). Both syncs write these columns,
+    # under their own guard (operation_observed_at), so neither undoes the other's newer read.
     active_operation_id = models.BigIntegerField(null=True, blank=True)
     active_operation_kind = models.CharField(max_length=20, choices=OperationKind.choices, blank=True)
     active_operation_status = models.CharField(max_length=10, choices=OperationStatus.choices, blank=True)

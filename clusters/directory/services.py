@@ -65,7 +65,7 @@ _OPERATION_FIELDS = (
     "created_at",
     "finished_at",
 )
-# Set by the operation's own sync (see ClusterEntry): a cluster upsert inserts them, never updates.
+# Guarded by operation_observed_at, not observed_at (see ClusterEntry): both syncs write them.
 _ACTIVE_COLUMNS = ("active_operation_id", "active_operation_kind", "active_operation_status")
 
 
