@@ -9,6 +9,7 @@ moved the operation first — the caller then stops, it never overwrites.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.db import connection, transaction
@@ -22,6 +23,7 @@ from clusters.models import Operation, OperationTransition
 from orgs.exceptions import InvalidTransition
 
 _UNSET = object()
+logger = logging.getLogger(__name__)
 
 
 def check_move(operation: Operation, to: str) -> None:
@@ -66,15 +68,20 @@ def move(
     if to not in ACTIVE_OPERATION_STATUSES:
         Dispatch.objects.filter(schema_name=schema_name, operation_id=operation.pk).delete()
     operation_id = operation.pk
-    transaction.on_commit(
-        lambda: operation_moved.send(
+
+    def announce() -> None:
+        # A view that cannot follow (the staff directory) never undoes or blocks the move.
+        for receiver, error in operation_moved.send_robust(
             sender=Operation,
             schema_name=schema_name,
             operation_id=operation_id,
             from_status=source,
             to_status=to,
-        )
-    )
+        ):
+            if isinstance(error, Exception):
+                logger.error("%s could not follow operation %s: %s", receiver, operation_id, error)
+
+    transaction.on_commit(announce)
     if any(isinstance(v, Combinable) for v in fields.values()):
         operation.refresh_from_db()
     else:

@@ -38,6 +38,8 @@ SHARED_APPS = [
     "django_q",
     "channels",
     "channels_postgres",
+    # The staff directory: public-schema entries of every org's clusters and operations.
+    "clusters.directory",
 ]
 TENANT_APPS = [
     "django.contrib.contenttypes",
