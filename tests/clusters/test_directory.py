@@ -499,3 +499,20 @@ class TestStaffActions:
             staff, committed, "retry", [entry]
         )
         assert operation_of(org_a, cluster).status == OperationStatus.QUEUED
+
+
+def test_every_engine_move_reaches_the_directory(
+    org_a: Organization, django_capture_on_commit_callbacks: Any
+) -> None:
+    from clusters.directory.models import OperationEntry
+    from tests.clusters.test_engine import one_pass, scripted
+
+    operation = scripted(org_a, "wait:1", "done")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert one_pass(org_a, operation)[0] == "waiting"
+    entry = OperationEntry.objects.get(org=org_a, operation_id=operation.pk)
+    assert (entry.status, entry.step) == ("queued", "waiting at 0")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert one_pass(org_a, operation)[0] == "succeeded"
+    entry.refresh_from_db()
+    assert (entry.status, entry.progress) == ("succeeded", 100)
