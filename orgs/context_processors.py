@@ -20,6 +20,6 @@ def portal(request: HttpRequest) -> dict[str, Any]:
     return {
         "current_org": org,
         "current_membership": getattr(request, "membership", None),
-        "my_memberships": memberships_of(user),  # type: ignore[arg-type]
+        "my_memberships": memberships_of(user),
         "nav_sections": nav_for(actor) if actor is not None else [],
     }

@@ -58,7 +58,7 @@ class OrgRoutingMiddleware:
         if not request.user.is_authenticated:
             return redirect_to_login(request.get_full_path())
         try:
-            membership = get_membership_for_user(request.user, slug)  # type: ignore[arg-type]
+            membership = get_membership_for_user(request.user, slug)
         except NotFound:
             return render(request, "orgs/not_found.html", status=404)
         except OrgSuspended as exc:

@@ -63,7 +63,7 @@ def home(request: HttpRequest) -> HttpResponse:
     """Signed in: the first org (or the org list). Otherwise: sign in."""
     if not request.user.is_authenticated:
         return redirect("orgs:login")
-    first = selectors.memberships_of(request.user).first()  # type: ignore[arg-type]
+    first = selectors.memberships_of(request.user).first()
     if first is None:
         return redirect("orgs:org_list")
     return redirect(reverse("org:overview", kwargs={"org_slug": first.org.slug}))
@@ -143,7 +143,7 @@ def org_list(request: HttpRequest) -> HttpResponse:
             org = create_organization(
                 user=request.user,  # type: ignore[arg-type]
                 name=form.cleaned_data["name"],
-                slug=form.cleaned_data["slug"],  # type: ignore[arg-type]
+                slug=form.cleaned_data["slug"],
                 ip=client_ip(request),
                 source=ActorSource.PORTAL,
             )
@@ -179,9 +179,9 @@ def accept_invite(request: HttpRequest, token: str) -> HttpResponse:
             else:
                 user = None
             if user is not None:
-                member_services.accept_invitation(user, token, actor_source=actor)  # type: ignore[arg-type]
+                member_services.accept_invitation(user, token, actor_source=actor)
                 if not request.user.is_authenticated:
-                    login(request, user, backend="django.contrib.auth.backends.ModelBackend")  # type: ignore[arg-type]
+                    login(request, user, backend="django.contrib.auth.backends.ModelBackend")
                 messages.success(request, f"You joined {invitation.org.name}.")
                 return redirect(reverse("org:overview", kwargs={"org_slug": invitation.org.slug}))
         except FlotillaError as error:
@@ -377,7 +377,7 @@ def audit(request: HttpRequest) -> HttpResponse:
     assert org is not None
     with schema_context(org.schema_name):
         page = Paginator(entries, 50).get_page(request.GET.get("page"))
-        page.object_list = list(page.object_list)  # type: ignore[assignment]
+        page.object_list = list(page.object_list)
     return render(request, "orgs/audit.html", {"page": page, "action": action, "who": who})
 
 

@@ -238,7 +238,7 @@ class OperationEntryAdmin(DirectoryAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[OperationEntry]:
         # Finished entries are kept (see the model) but are not what staff act on.
-        return OperationEntry.objects.listed().select_related("org")  # type: ignore[no-any-return]
+        return OperationEntry.objects.listed().select_related("org")
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [field.name for field in OperationEntry._meta.fields]

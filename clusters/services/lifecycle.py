@@ -151,7 +151,7 @@ class ClusterJob(Job):
         driver = run.extra.get("driver")
         if driver is None:
             driver = run.extra["driver"] = driver_for(run.subject.provider)
-        return driver  # type: ignore[no-any-return]
+        return driver
 
     def begin(self, run: Run) -> None:
         cluster: Cluster = run.subject

@@ -118,7 +118,7 @@ NOT_BLANK_PATTERN = (
 )
 
 
-class ApiTokenScheme(OpenApiAuthenticationExtension):  # type: ignore[misc,no-untyped-call]
+class ApiTokenScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]
     """`Authorization: Bearer flt_<prefix>_<secret>`."""
 
     target_class = "orgs.api.authentication.ApiTokenAuthentication"
@@ -133,7 +133,7 @@ class ApiTokenScheme(OpenApiAuthenticationExtension):  # type: ignore[misc,no-un
         }
 
 
-class FlotillaAutoSchema(AutoSchema):  # type: ignore[misc]
+class FlotillaAutoSchema(AutoSchema):
     """drf-spectacular's AutoSchema plus the error responses, closed bodies and list filters."""
 
     def get_operation(

@@ -71,7 +71,7 @@ def test_a_cold_build_says_how_long_where_and_numbers_every_step(layout: binarie
     assert str(layout.root) in preface
 
     done = [line for line in lines if " done in " in line]
-    assert len(done) == 15 == len(run.calls)  # type: ignore[attr-defined]
+    assert len(done) == 15 == len(run.calls)
     assert [int(re.match(r"\[(\d+)/15\]", line)[1]) for line in done] == list(range(1, 16))  # type: ignore[index]
     assert done[0] == "[1/15] building kwok and kwokctl v0.8.0 … done in 10 s (elapsed 10 s)"
     apiserver = next(line for line in done if "kube-apiserver v1.36.1" in line)
@@ -90,7 +90,7 @@ def test_a_cold_build_says_how_long_where_and_numbers_every_step(layout: binarie
     # A second run builds nothing and says nothing.
     again = io.StringIO()
     assert binaries.build_all(layout, run=run, go="go", out=again, clock=clock)["built"] == []
-    assert again.getvalue() == "" and len(run.calls) == 15  # type: ignore[attr-defined]
+    assert again.getvalue() == "" and len(run.calls) == 15
 
 
 def test_a_resumed_build_counts_only_what_is_left(layout: binaries.Layout) -> None:
@@ -103,7 +103,7 @@ def test_a_resumed_build_counts_only_what_is_left(layout: binaries.Layout) -> No
     binaries.build_all(layout, run=run, go="go", out=out, clock=clock)
     text = out.getvalue()
     assert "2 steps left" in text and "quarter of an hour" not in text
-    assert run.calls == ["etcd v3.6.10", "kubectl v1.35.4"]  # type: ignore[attr-defined]
+    assert run.calls == ["etcd v3.6.10", "kubectl v1.35.4"]
     assert "[2/2] building kubectl v1.35.4 … done in 10 s" in text
 
 

@@ -115,7 +115,7 @@ def test_twenty_waiting_operations_leave_the_workers_free(transactional_db: None
     assert results.count("succeeded") == 20 and results.count("waiting") == 20 * 12
 
 
-def _health_checked(org: Organization, cluster_id: int):  # type: ignore[no-untyped-def]
+def _health_checked(org: Organization, cluster_id: int):
     with schema_context(org.schema_name):
         return Cluster.objects.get(pk=cluster_id).health_checked_at
 

@@ -44,12 +44,12 @@ def _azure_driver_class() -> Any:
     from libcloud.common.azure_arm import AzureResourceManagementConnection
     from libcloud.compute.drivers.azure_arm import AzureNodeDriver
 
-    class Connection(AzureResourceManagementConnection):  # type: ignore[misc]
+    class Connection(AzureResourceManagementConnection):
         # libcloud 3.9 base64-encodes custom data to bytes, which JSON cannot carry.
         def encode_data(self, data: Any) -> str:
             return json.dumps(data, default=lambda o: o.decode() if isinstance(o, bytes) else str(o))
 
-    class Driver(AzureNodeDriver):  # type: ignore[misc]
+    class Driver(AzureNodeDriver):
         connectionCls = Connection
 
     return Driver

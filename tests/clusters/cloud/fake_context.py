@@ -85,7 +85,7 @@ def drive(
     outcomes: list[Outcome] = []
     step = driver.destroy if destroy else driver.reconcile
     for _ in range(limit):
-        outcome = step(ctx)  # type: ignore[arg-type]
+        outcome = step(ctx)
         outcomes.append(outcome)
         if outcome.done:
             return outcomes

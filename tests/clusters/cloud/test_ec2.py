@@ -148,7 +148,7 @@ def test_reconcile_again_changes_nothing(ec2: Ec2Account) -> None:
     records = len(ctx.records)
     events = len(ctx.events)
 
-    outcome = driver.reconcile(ctx)  # type: ignore[arg-type]
+    outcome = driver.reconcile(ctx)
 
     assert outcome.done
     assert {n: i["InstanceId"] for n, i in instances(ec2, ctx).items()} == before
@@ -198,11 +198,11 @@ def test_a_vm_created_before_a_worker_died_is_adopted_not_duplicated(ec2: Ec2Acc
     driver = ec2.driver()
     ctx = new_context(general=1, gpu=0)
     ext = ctx.cluster.external_name
-    assert driver.reconcile(ctx).message.startswith("Firewall")  # type: ignore[arg-type]
+    assert driver.reconcile(ctx).message.startswith("Firewall")
     ctx.die_before_recording = "vm"
 
     with pytest.raises(WorkerKilled):
-        driver.reconcile(ctx)  # type: ignore[arg-type]
+        driver.reconcile(ctx)
 
     [record] = ctx.resources("vm")
     assert record.state == "planned" and record.provider_id == ""
@@ -253,7 +253,7 @@ def test_the_pool_running_the_server_cannot_be_emptied(ec2: Ec2Account) -> None:
 
     ctx.pool_list[0].count = 0
     with pytest.raises(ProviderError, match="runs the cluster's k3s server") as refused:
-        driver.reconcile(ctx)  # type: ignore[arg-type]
+        driver.reconcile(ctx)
     assert refused.value.retryable is False
     assert len(instances(ec2, ctx)) == 2
 
@@ -265,7 +265,7 @@ def test_moving_running_vms_back_a_version_is_refused(ec2: Ec2Account) -> None:
 
     ctx.cluster.version = "1.35.4"
     with pytest.raises(ProviderError, match=r"moving back to 1\.35\.4 is not possible") as refused:
-        driver.reconcile(ctx)  # type: ignore[arg-type]
+        driver.reconcile(ctx)
     assert refused.value.retryable is False
 
 
@@ -302,4 +302,4 @@ def test_destroy_leaves_no_instance_and_no_security_group(ec2: Ec2Account) -> No
     assert instances(ec2, ctx) == {}
     assert security_groups(ec2, cluster_tag(ctx.cluster.external_name)) == []
     assert ctx.resources() == []
-    assert driver.destroy(ctx).done  # type: ignore[arg-type]
+    assert driver.destroy(ctx).done

@@ -157,7 +157,7 @@ def _serving_cert(ca: k3s.CertKey, names: list[str]) -> k3s.CertKey:
 
 class _VersionHandler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
-        peer = self.connection.getpeercert()  # type: ignore[attr-defined]
+        peer = self.connection.getpeercert()
         subject = dict(item[0] for item in peer["subject"])
         version = {
             "major": "1",

@@ -103,7 +103,7 @@ def test_vms_are_upgraded_in_place_one_at_a_time_server_first(
     vms_before = {r.name: r.provider_id for r in ctx.resources("vm")}
     ctx.cluster.version = "1.36.1"
 
-    started = driver.reconcile(ctx)  # type: ignore[arg-type]
+    started = driver.reconcile(ctx)
 
     assert not started.done and started.message == f"Upgrading node {server} to k3s v1.36.1+k3s1"
     job = upgrade_job(batch, server)
@@ -116,18 +116,18 @@ def test_vms_are_upgraded_in_place_one_at_a_time_server_first(
     assert "INSTALL_K3S_VERSION=v1.36.1+k3s1 INSTALL_K3S_EXEC=server sh -" in container.command[4]
     assert [v.host_path.path for v in pod.volumes] == ["/"]
     # Until the node reports the new version, the driver waits (and makes no second Job).
-    assert driver.reconcile(ctx).message == started.message  # type: ignore[arg-type]
+    assert driver.reconcile(ctx).message == started.message
     assert len(batch.list_namespaced_job("kube-system").items) == 1
 
     # The VM's k3s comes back on the new release.
     core.patch_node_status(server, {"status": {"nodeInfo": {"kubeletVersion": "v1.36.1+k3s1"}}})
-    done = driver.reconcile(ctx)  # type: ignore[arg-type]
+    done = driver.reconcile(ctx)
     assert (done.done, done.message) == (False, f"Node {server} runs k3s v1.36.1+k3s1")
     assert ctx.live("vm")[server].data["version"] == "1.36.1"
     assert ctx.live("vm")[agent].data["version"] == "1.35.4"
     wait_for(lambda: upgrade_job(batch, server) is None, what="the server's Job to be deleted")
 
-    assert driver.reconcile(ctx).message == f"Upgrading node {agent} to k3s v1.36.1+k3s1"  # type: ignore[arg-type]
+    assert driver.reconcile(ctx).message == f"Upgrading node {agent} to k3s v1.36.1+k3s1"
     agent_job = upgrade_job(batch, agent)
     assert "INSTALL_K3S_EXEC=agent" in agent_job.spec.template.spec.containers[0].command[4]
     core.patch_node_status(agent, {"status": {"nodeInfo": {"kubeletVersion": "v1.36.1+k3s1"}}})
@@ -161,7 +161,7 @@ def test_a_failed_upgrade_job_fails_the_step_with_its_reason(ec2: Ec2Account, st
     with pytest.raises(
         ProviderError, match=f"upgrade of node {server} to k3s v1.36.1\\+k3s1 failed"
     ) as failed:
-        driver.reconcile(ctx)  # type: ignore[arg-type]
+        driver.reconcile(ctx)
 
     assert failed.value.retryable is False
     assert "DeadlineExceeded" in failed.value.message
@@ -174,10 +174,10 @@ def test_an_unreachable_api_during_the_upgrade_is_waited_out(ec2: Ec2Account, st
     driver = ec2.driver()
     ctx, _, (server, _agent) = cluster_on_vms(ec2, stand_in)
     ctx.cluster.version = "1.36.1"
-    assert not driver.reconcile(ctx).done  # type: ignore[arg-type]
+    assert not driver.reconcile(ctx).done
     stand_in.runtime.stop(stand_in.name)  # the server's k3s restarts on the new release
     try:
-        waiting = driver.reconcile(ctx)  # type: ignore[arg-type]
+        waiting = driver.reconcile(ctx)
     finally:
         stand_in.runtime.ensure_running(stand_in.name)
 
