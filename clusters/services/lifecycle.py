@@ -16,6 +16,7 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -181,6 +182,10 @@ class ClusterJob(Job):
         cluster = Cluster.objects.select_for_update().get(pk=run.operation.cluster_id)
         run.subject = cluster
         if run.operation.kind == OperationKind.DELETE:
+            kubeconfig = cluster.kubeconfig_text()
+            if kubeconfig:
+                # No cached client outlives the cluster (its address may be reused by another).
+                transaction.on_commit(lambda: kube.forget(kubeconfig))
             cluster.transition_to(ClusterStatus.DELETED)
             cluster.deleted_at = timezone.now()
             cluster.kubeconfig = ""

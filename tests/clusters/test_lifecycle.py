@@ -3,12 +3,15 @@ create with two pools, scale, add and remove a pool, upgrade, delete — against
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 from django.db import connection
 from django_tenants.utils import schema_context
 
 from clusters import kube
 from clusters.choices import ClusterStatus, OperationStatus, ResourceState
+from clusters.kube import client as kube_client
 from clusters.local import binaries
 from clusters.local.runtime import LocalRuntime, process_alive
 from clusters.models import CloudResource, Cluster, ClusterEvent, Node, NodePool
@@ -103,9 +106,14 @@ def test_local_cluster_lifecycle(org_a) -> None:
 
     pids = runtime.pids(cluster.external_name)
     assert pids
+    kubeconfig = reload(org_a, cluster).kubeconfig_text()
+    digest = hashlib.sha256(kubeconfig.encode()).hexdigest()
+    kube.connect(kubeconfig, trusted=True)
+    assert any(key[1] == digest for key in kube_client._clients)
     with schema_context(org_a.schema_name):
         deletion = cluster_services.delete_cluster(actor, cluster)
     assert run(org_a, deletion).status == OperationStatus.SUCCEEDED
+    assert not any(key[1] == digest for key in kube_client._clients), "a client outlived its cluster"
     cluster = reload(org_a, cluster)
     assert cluster.status == ClusterStatus.DELETED and cluster.deleted_at is not None
     assert cluster.kubeconfig_text() == ""
