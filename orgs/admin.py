@@ -28,6 +28,7 @@ from orgs.services.organizations import (
     delete_organization,
     set_org_quotas,
     set_org_suspended,
+    update_organization,
 )
 
 admin.site.site_header = "Flotilla operations"
@@ -145,9 +146,16 @@ class OrganizationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             )
             obj.pk, obj.schema_name = created.pk, created.schema_name
             return
-        set_org_quotas(staff_actor(request, obj), obj, max_clusters=obj.max_clusters, max_nodes=obj.max_nodes)
-        if "name" in form.changed_data:
-            Organization.objects.filter(pk=obj.pk).update(name=obj.name)
+        # The form has already written its values onto `obj`; the services compare them with the
+        # stored row, so each change is audited once with its true before, and no change not at all.
+        actor = staff_actor(request, obj)
+        update_organization(actor, obj, name=form.cleaned_data["name"])
+        set_org_quotas(
+            actor,
+            obj,
+            max_clusters=form.cleaned_data["max_clusters"],
+            max_nodes=form.cleaned_data["max_nodes"],
+        )
 
     def delete_model(self, request: HttpRequest, obj: Organization) -> None:
         delete_organization(staff_actor(request, None), obj)

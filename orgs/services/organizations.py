@@ -169,14 +169,17 @@ def create_organization(
 
 
 def update_organization(actor: Actor, org: Organization, *, name: str) -> Organization:
-    """Rename an org (the slug, and so its URLs and schema, never change)."""
+    """Rename an org (the slug, and so its URLs and schema, never change); audited only if it changed."""
     require(actor, Action.ORG_UPDATE)
     name = _validate_name(name)
     with transaction.atomic():
-        before = {"name": org.name}
-        Organization.objects.filter(pk=org.pk).update(name=name)
+        # The stored row, not the caller's instance: a form may already have changed that one.
+        current = Organization.objects.select_for_update().get(pk=org.pk)
         org.name = name
-        record_action(actor, "org.updated", obj=org, before=before, after={"name": name})
+        if current.name == name:
+            return org
+        Organization.objects.filter(pk=org.pk).update(name=name)
+        record_action(actor, "org.updated", obj=org, org=org, before={"name": current.name}, after={"name": name})
     return org
 
 
@@ -206,7 +209,7 @@ def set_org_suspended(actor: Actor, org: Organization, *, suspended: bool) -> Or
 
 
 def set_org_quotas(actor: Actor, org: Organization, *, max_clusters: int, max_nodes: int) -> Organization:
-    """Staff set an org's quotas."""
+    """Staff set an org's quotas; audited with the stored values before, and only if they changed."""
     _require_staff(actor)
     errors: dict[str, list[str]] = {}
     for field, value in (("max_clusters", max_clusters), ("max_nodes", max_nodes)):
@@ -214,18 +217,15 @@ def set_org_quotas(actor: Actor, org: Organization, *, max_clusters: int, max_no
             errors[field] = ["Give a whole number from 0 to 100000."]
     if errors:
         raise ValidationFailed("Invalid quota.", fields=errors)
+    after = {"max_clusters": max_clusters, "max_nodes": max_nodes}
     with transaction.atomic():
-        before = {"max_clusters": org.max_clusters, "max_nodes": org.max_nodes}
+        current = Organization.objects.select_for_update().get(pk=org.pk)
+        before = {"max_clusters": current.max_clusters, "max_nodes": current.max_nodes}
         org.max_clusters, org.max_nodes = max_clusters, max_nodes
-        Organization.objects.filter(pk=org.pk).update(max_clusters=max_clusters, max_nodes=max_nodes)
-        record_action(
-            actor,
-            "org.quotas_changed",
-            obj=org,
-            org=org,
-            before=before,
-            after={"max_clusters": max_clusters, "max_nodes": max_nodes},
-        )
+        if before == after:
+            return org
+        Organization.objects.filter(pk=org.pk).update(**after)
+        record_action(actor, "org.quotas_changed", obj=org, org=org, before=before, after=after)
     return org
 
 
