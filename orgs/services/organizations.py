@@ -179,7 +179,9 @@ def update_organization(actor: Actor, org: Organization, *, name: str) -> Organi
         if current.name == name:
             return org
         Organization.objects.filter(pk=org.pk).update(name=name)
-        record_action(actor, "org.updated", obj=org, org=org, before={"name": current.name}, after={"name": name})
+        record_action(
+            actor, "org.updated", obj=org, org=org, before={"name": current.name}, after={"name": name}
+        )
     return org
 
 
