@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 from django.conf import settings
-from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, connection, transaction
@@ -18,6 +17,7 @@ from orgs.models import Domain, Membership, Organization, User
 from orgs.permissions import Action, require
 from orgs.services.audit import record_action
 from orgs.services.sockets import close_org_sockets
+from orgs.services.users import check_new_password
 from orgs.tenancy import use_public_schema
 
 SLUG_RE = re.compile(r"^[a-z][a-z0-9-]{1,38}[a-z0-9]$")
@@ -114,13 +114,7 @@ def sign_up(
             fields={"email": ["An account with this email already exists."]},
         )
     slug = validate_slug(slug)
-    candidate = User(email=email, full_name=full_name)
-    try:
-        validate_password(password, user=candidate)
-    except DjangoValidationError as exc:
-        raise ValidationFailed(
-            "password: " + " ".join(exc.messages), fields={"password": exc.messages}
-        ) from exc
+    check_new_password(password, email=email, full_name=full_name)
 
     with transaction.atomic():
         user = User.objects.create_user(email=email, password=password, full_name=full_name[:150])
