@@ -153,10 +153,6 @@ class TestList:
 
 
 class TestCreate:
-    def test_opening_the_form_makes_the_local_provider(self, org_a: Organization, owner: Client) -> None:
-        assert owner.get("/o/alpha/clusters/new/").status_code == 200
-        assert in_org(org_a, lambda: ProviderAccount.objects.filter(kind=ProviderKind.LOCAL).count()) == 1
-
     def test_form_offers_the_local_provider_and_its_catalogue(
         self, org_a: Organization, member: Client
     ) -> None:
