@@ -23,17 +23,16 @@ from clusters.forms import (
     format_taints,
 )
 from clusters.models import Cluster, NodePool, Operation
+from clusters.providers.catalogue import Catalogue, read_catalogue
 from clusters.services import clusters as cluster_services
 from clusters.views.common import (
     GONE,
-    Catalogue,
     actor_of,
     is_fragment,
     not_found_is_404,
     org_redirect,
     org_url,
     place_errors,
-    read_catalogue,
 )
 from orgs.actors import Actor
 from orgs.exceptions import FlotillaError, NotFound

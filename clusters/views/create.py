@@ -21,15 +21,14 @@ from clusters.forms import (
     account_choice,
 )
 from clusters.models import ProviderAccount
+from clusters.providers.catalogue import Catalogue, read_catalogue
 from clusters.services import clusters as cluster_services
 from clusters.services import providers as provider_services
 from clusters.views.common import (
-    Catalogue,
     actor_of,
     needs_role,
     org_redirect,
     place_errors,
-    read_catalogue,
 )
 from orgs.actors import Actor
 from orgs.exceptions import FlotillaError
