@@ -7,9 +7,9 @@ from django.db.models.functions import Coalesce
 
 from clusters.choices import ACTIVE_OPERATION_STATUSES, ProviderKind
 from clusters.models import Cluster, ClusterEvent, Node, NodePool, Operation, ProviderAccount
+from clusters.permissions import Action, require
 from orgs.actors import Actor
 from orgs.exceptions import NotFound
-from orgs.permissions import Action, require
 
 
 def list_provider_accounts(actor: Actor) -> QuerySet[ProviderAccount]:

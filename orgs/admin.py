@@ -7,6 +7,7 @@ actor, so it is permission-checked and audited the same way.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import admin, messages
@@ -14,12 +15,15 @@ from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 
 from orgs.actors import Actor
 from orgs.choices import ActorSource
 from orgs.exceptions import FlotillaError
 from orgs.middleware import client_ip
 from orgs.models import ApiToken, Invitation, Membership, Organization, User, normalise_email
+from orgs.navigation import admin_links
 from orgs.services import members as member_services
 from orgs.services import tokens as token_services
 from orgs.services import users as user_services
@@ -112,14 +116,18 @@ class OrganizationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     @admin.display(description="Org data")
     def org_links(self, obj: Any) -> str:
-        # Tenant models are not on the admin index (django-tenants): link into the org's schema.
-        from django.utils.html import format_html
-
-        return format_html(
-            '<a href="/admin/clusters/cluster/?schema={0}">clusters</a> · '
-            '<a href="/admin/clusters/operation/?schema={0}">operations</a>',
-            obj.schema_name,
-        )
+        # Tenant models are not on the admin index (django-tenants): link into the org's schema,
+        # to the pages the apps registered (orgs.navigation.register_admin_link).
+        links = [
+            format_html(
+                '<a href="{}?{}">{}</a>',
+                reverse(link.url_name),
+                urlencode({"schema": obj.schema_name}),
+                link.label,
+            )
+            for link in admin_links()
+        ]
+        return format_html_join(" · ", "{}", ((link,) for link in links))
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
         if obj is None:

@@ -26,6 +26,7 @@ from clusters.choices import (
 )
 from clusters.exceptions import OperationInProgress
 from clusters.models import Cluster, ClusterEvent, NodePool, Operation, ProviderAccount
+from clusters.permissions import Action, can, require
 from clusters.providers.registry import driver_for
 from clusters.services import specs
 from clusters.services.events import cluster_changed
@@ -33,7 +34,6 @@ from config.tasks import enqueue
 from orgs.actors import Actor
 from orgs.exceptions import Conflict, InvalidTransition, QuotaExceeded, ValidationFailed
 from orgs.models import Organization
-from orgs.permissions import Action, can, require
 from orgs.services.audit import record_action
 
 RUN_OPERATION = "clusters.tasks.run_operation"

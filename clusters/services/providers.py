@@ -12,13 +12,13 @@ from django.utils import timezone
 from clusters.choices import ProviderKind
 from clusters.exceptions import ProviderError
 from clusters.models import ProviderAccount
+from clusters.permissions import Action, require
 from clusters.providers import catalogue
 from clusters.providers.base import ProviderDriver
 from clusters.providers.catalogue import Catalogue
 from clusters.providers.registry import driver_class
 from orgs.actors import Actor
 from orgs.exceptions import Conflict, ValidationFailed
-from orgs.permissions import Action, require
 from orgs.services.audit import record_action
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,58}[a-z0-9]$|^[a-z0-9]$")

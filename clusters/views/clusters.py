@@ -23,6 +23,7 @@ from clusters.forms import (
     format_taints,
 )
 from clusters.models import Cluster, NodePool, Operation
+from clusters.permissions import Action, can
 from clusters.providers.catalogue import Catalogue, read_catalogue
 from clusters.services import clusters as cluster_services
 from clusters.views.common import (
@@ -37,7 +38,6 @@ from clusters.views.common import (
 from orgs.actors import Actor
 from orgs.exceptions import FlotillaError, NotFound
 from orgs.feedback import report_error
-from orgs.permissions import Action, can
 
 # --- Cluster list --------------------------------------------------------------------------
 

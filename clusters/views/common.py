@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from enum import StrEnum
 from functools import wraps
 from typing import Any
 
@@ -19,7 +20,7 @@ from clusters.forms import (
 )
 from orgs.actors import Actor
 from orgs.exceptions import FlotillaError, NotFound
-from orgs.permissions import MATRIX, Action
+from orgs.permissions import least_role
 
 View = Callable[..., HttpResponseBase]
 # "pools[1].count" names a field of the second pool the service was given.
@@ -53,8 +54,8 @@ def not_found_is_404(view: View) -> View:
     return wrapper
 
 
-def needs_role(what: str, action: Action) -> str:
-    return f"{what} needs the {MATRIX[action].label.lower()} role or higher."
+def needs_role(what: str, action: StrEnum) -> str:
+    return f"{what} needs the {least_role(action).label.lower()} role or higher."
 
 
 def is_fragment(request: HttpRequest) -> bool:

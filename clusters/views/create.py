@@ -21,6 +21,7 @@ from clusters.forms import (
     account_choice,
 )
 from clusters.models import ProviderAccount
+from clusters.permissions import Action, can
 from clusters.providers.catalogue import Catalogue, read_catalogue
 from clusters.services import clusters as cluster_services
 from clusters.services import providers as provider_services
@@ -32,7 +33,6 @@ from clusters.views.common import (
 )
 from orgs.actors import Actor
 from orgs.exceptions import FlotillaError
-from orgs.permissions import Action, can
 
 # --- Create --------------------------------------------------------------------------------
 

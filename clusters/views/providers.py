@@ -16,6 +16,7 @@ from clusters.forms import (
     ProviderForm,
 )
 from clusters.models import ProviderAccount
+from clusters.permissions import Action, can
 from clusters.providers.registry import driver_classes
 from clusters.services import providers as provider_services
 from clusters.views.common import (
@@ -25,7 +26,6 @@ from clusters.views.common import (
 )
 from orgs.exceptions import FlotillaError
 from orgs.feedback import report_error
-from orgs.permissions import Action, can
 
 
 def _provider_kinds() -> list[tuple[str, str]]:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 from django.test import Client
 from django_tenants.utils import schema_context
 from rest_framework.test import APIClient
 
+from orgs import navigation
 from orgs.audit.models import AuditEntry
 from orgs.models import ApiToken, Organization
+from orgs.navigation import AdminLink
 from tests.factories import make_token, make_user, owner_of
 
 pytestmark = pytest.mark.django_db
@@ -165,3 +170,30 @@ def test_saving_without_a_change_audits_nothing(staff: Client, org_a: Organizati
     assert response.status_code == 302, response.content.decode()[:2000]
     with schema_context(org_a.schema_name):
         assert AuditEntry.objects.count() == count
+
+
+def test_org_list_links_to_the_pages_apps_registered(
+    staff: Client, org_a: Organization, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    extra = AdminLink("audit", "admin:audit_auditentry_changelist")
+    monkeypatch.setattr(navigation, "_admin_links", [*navigation.admin_links(), extra])
+    page = staff.get("/admin/orgs/organization/").content.decode()
+    schema = org_a.schema_name
+    assert f'<a href="/admin/clusters/cluster/?schema={schema}">clusters</a>' in page
+    assert f'<a href="/admin/clusters/operation/?schema={schema}">operations</a>' in page
+    assert f'<a href="/admin/audit/auditentry/?schema={schema}">audit</a>' in page
+
+
+def test_orgs_code_names_no_app_built_on_it() -> None:
+    # Apps depend one way (orgs ← everyone): they register their actions, sections and admin
+    # links; orgs imports none of them and hard-codes none of their admin URLs.
+    root = Path(__file__).resolve().parents[2] / "orgs"
+    offending = re.compile(
+        r"^\s*(from|import) (clusters|networking|snapshots|observability)\b|/admin/clusters/", re.M
+    )
+    found = [
+        str(path.relative_to(root))
+        for path in root.rglob("*.py")
+        if "migrations" not in path.parts and offending.search(path.read_text())
+    ]
+    assert found == []
