@@ -4,12 +4,13 @@ set-up, tasks staying inside their org, and the health refresh that finds and re
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.core.management import call_command
 from django.test import override_settings
 from django.utils import timezone
-from django_q.models import Schedule
+from django_q.models import OrmQ, Schedule
 from django_tenants.utils import schema_context
 from kubernetes import client as k8s
 
@@ -54,8 +55,19 @@ def test_an_operation_id_of_another_org_is_not_run(org_a: Organization, org_b: O
         assert Operation.objects.get(pk=operation.pk).status == OperationStatus.QUEUED
 
 
+def _queued_runs() -> set[tuple[str, str, int]]:
+    """What is in django-q2's queue: (task, org schema, operation id) of each queued run."""
+    runs = set()
+    for row in OrmQ.objects.all():
+        task = row.task
+        assert task["func"] == "config.tasks.run_in_schema", task
+        path, schema, kwargs = task["args"]
+        runs.add((path, schema, kwargs["operation_id"]))
+    return runs
+
+
 @override_settings(FLOTILLA_OPERATION_STALE_SECONDS=5)
-def test_sweeper(org_a: Organization, org_b: Organization) -> None:
+def test_sweeper(org_a: Organization, org_b: Organization, django_capture_on_commit_callbacks: Any) -> None:
     dead = _queued_cluster(org_a, "dead")
     exhausted = _queued_cluster(org_a, "tired")
     cancelled = _queued_cluster(org_b, "stop")
@@ -71,8 +83,16 @@ def test_sweeper(org_a: Organization, org_b: Organization) -> None:
             status=OperationStatus.RUNNING, heartbeat_at=long_ago, cancel_requested=True
         )
         Operation.objects.filter(pk=lost.pk).update(next_attempt_at=long_ago)
-    counts = sweep_operations()
+    OrmQ.objects.all().delete()
+    # The requeues are sent on commit: run those callbacks, then read what reached the queue.
+    with django_capture_on_commit_callbacks(execute=True):
+        counts = sweep_operations()
     assert counts == {"requeued": 2, "failed": 1, "cancelled": 1}
+    run_operation = "clusters.tasks.run_operation"
+    assert _queued_runs() == {
+        (run_operation, org_a.schema_name, dead.pk),
+        (run_operation, org_b.schema_name, lost.pk),
+    }
     with schema_context(org_a.schema_name):
         tired = Operation.objects.select_related("cluster").get(pk=exhausted.pk)
         assert tired.status == OperationStatus.FAILED and "stopped 5 times" in tired.error
