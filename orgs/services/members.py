@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.mail import send_mail
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from config.events import publish
@@ -136,15 +136,20 @@ def accept_invitation_as_new_user(
     invitation = get_invitation_by_token(token)
     full_name = (full_name or "").strip()[:150]
     check_new_password(password, email=invitation.email, full_name=full_name)
-    with transaction.atomic():
-        locked = _lock_usable(invitation)
-        if User.objects.filter(email__iexact=locked.email).exists():
-            raise Conflict(
-                "An account with this email exists: sign in to accept the invitation.",
-                fields={"non_field_errors": ["An account with this email exists: sign in to accept."]},
-            )
-        user = User.objects.create_user(email=locked.email, password=password, full_name=full_name)
-        membership = _join(locked, user, source=actor_source)
+    taken = Conflict(
+        "An account with this email exists: sign in to accept the invitation.",
+        fields={"non_field_errors": ["An account with this email exists: sign in to accept."]},
+    )
+    try:
+        with transaction.atomic():
+            locked = _lock_usable(invitation)
+            if User.objects.filter(email__iexact=locked.email).exists():
+                raise taken
+            user = User.objects.create_user(email=locked.email, password=password, full_name=full_name)
+            membership = _join(locked, user, source=actor_source)
+    except IntegrityError as exc:
+        # The same person accepting another org's invitation at the same moment made the account.
+        raise taken from exc
     return user, membership
 
 

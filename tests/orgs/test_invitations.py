@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from orgs.actors import Actor
 from orgs.choices import ActorSource, Role
-from orgs.exceptions import NotFound, ValidationFailed
+from orgs.exceptions import Conflict, NotFound, ValidationFailed
 from orgs.models import Invitation, Membership, Organization, User
 from orgs.services import members as member_services
 from tests.factories import PASSWORD, actor_for, owner_of
@@ -94,3 +94,14 @@ def test_password_rules_are_sign_ups(org_a: Organization) -> None:
     for reason in refused.value.fields["password"]:
         assert reason in signup.content.decode()
     assert not User.objects.filter(email=INVITED).exists()
+
+
+def test_an_existing_account_must_sign_in_instead(org_a: Organization) -> None:
+    token = _invite(org_a)
+    User.objects.create_user(email=INVITED, password=PASSWORD)
+    with pytest.raises(Conflict):
+        member_services.accept_invitation_as_new_user(
+            token, password=PASSWORD, full_name="", actor_source=_source(org_a)
+        )
+    assert Invitation.objects.get(email=INVITED).accepted_at is None
+    assert not Membership.objects.filter(org=org_a, user__email=INVITED).exists()
