@@ -1,7 +1,7 @@
 """Clusters end to end: API request to Ready, many clusters at once, and reconcile overhead.
 
 Run: .venv/bin/python bench/clusters.py [--nodes 3] [--repeat 3] [--burst 10] [--workers 2]
-Serves the app (daphne) and runs the worker (`qcluster`, FLOTILLA_WORKERS=--workers) on a scratch
+Serves the app (daphne) and runs the worker (`manage.py worker`, FLOTILLA_WORKERS=--workers) on a scratch
 database, with local clusters in a scratch state directory, and drives them through the API.
 Targets (issue 4):
 - API request to Ready for a local cluster of 3 nodes: under 30 s;
@@ -84,7 +84,7 @@ from django.test.utils import CaptureQueriesContext
 from django_tenants.utils import schema_context
 from clusters.models import Cluster
 from clusters.providers.registry import driver_for
-from clusters.services import health, reconcile
+from clusters.services import health, lifecycle
 
 def kube_seconds(profile):
     stats = pstats.Stats(profile)
@@ -102,7 +102,7 @@ with schema_context("org_bench"):
                 start = time.perf_counter()
                 profile.enable()
                 if label == "reconcile":
-                    ctx = reconcile.Context(cluster, None, "org_bench")
+                    ctx = lifecycle.Context(cluster, None, "org_bench")
                     assert driver.reconcile(ctx).done
                     assert health.converged(cluster, managed=True).done
                 else:
@@ -158,7 +158,7 @@ def main() -> None:
             stderr=subprocess.STDOUT,
         )
         worker = subprocess.Popen(
-            [sys.executable, "manage.py", "qcluster"],
+            [sys.executable, "manage.py", "worker"],
             cwd=ROOT,
             env=env,
             stdout=(logs / "worker.log").open("wb"),

@@ -18,6 +18,7 @@ import psutil
 from kubernetes import client as k8s
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from clusters import kube
 from clusters.local import binaries
 from clusters.local.errors import HostLimitReached
 from clusters.local.runtime import LocalClusterSpec, LocalRuntime, NodePoolSpec
@@ -63,7 +64,7 @@ def main() -> None:
             time.sleep(10)
             print(f"RSS of one idle cluster: {rss_mib(runtime, 'bench-0'):.0f} MiB (target < 700 MB)")
 
-            core = runtime.core_api("bench-0")
+            core = k8s.CoreV1Api(kube.cached_client(runtime.kubeconfig("bench-0"), trusted=True))
             runtime.scale_pool("bench-0", NodePoolSpec("pool", 10))
             core.create_namespace({"metadata": {"name": "bench"}})
             apps = k8s.AppsV1Api(core.api_client)

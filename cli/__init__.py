@@ -7,7 +7,7 @@ from importlib import metadata
 
 def _version() -> str:
     try:
-        return metadata.version("flotilla")
+        return metadata.version("flotilla-cli")
     except metadata.PackageNotFoundError:  # running from a checkout that was never installed
         return "0+unknown"
 

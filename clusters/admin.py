@@ -1,10 +1,11 @@
 """Staff tools for clusters across organisations: clusters, operations and provider accounts.
 
 These rows live in each org's schema. As in the audit-log admin, a changelist shows one org at a
-time (`?schema=org_x`, the "organisation" filter) and runs inside that schema; without an org it
-shows an overview of every org's clusters, or of every unfinished or failed operation. Writes go
-through the services with a staff actor (permission-checked and audited like the portal's).
-Credentials and kubeconfigs are never shown.
+time (`?schema=org_x`, the "organisation" filter) and runs inside that schema. Without an org,
+clusters and operations redirect to the staff directory's lists across orgs
+(clusters.directory.admin: public-schema entries, so a page costs the same whatever the number of
+orgs), provider accounts to the organisations. Writes go through the services with a staff actor
+(permission-checked and audited like the portal's). Credentials and kubeconfigs are never shown.
 """
 
 from __future__ import annotations
@@ -14,24 +15,18 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from django.contrib import admin, messages
-from django.core.paginator import Paginator
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.http import urlencode
 from django_tenants.utils import get_public_schema_name, schema_context
 
-from clusters.choices import ACTIVE_OPERATION_STATUSES, OperationStatus
-from clusters.models import CloudResource, Cluster, NodePool, Operation, ProviderAccount
+from clusters.models import CloudResource, Cluster, NodePool, Operation, OperationTransition, ProviderAccount
 from clusters.services import clusters as cluster_services
 from orgs.admin import staff_actor
 from orgs.exceptions import FlotillaError
 from orgs.models import Organization
-
-ORGS_PER_PAGE = 25
-# The overview lists every unfinished operation of an org and its newest failed ones.
-FAILED_PER_ORG = 10
 
 
 def _orgs() -> QuerySet[Organization]:
@@ -62,10 +57,10 @@ class OrgSchemaFilter(admin.SimpleListFilter):
             return [(schema, slug) for schema, slug in _orgs().values_list("schema_name", "slug")]
 
     def choices(self, changelist: Any) -> Iterator[Any]:
-        # The first choice, "All", leads to the overview across orgs (there is no schema-less list).
+        # The first choice, "All", leads to the list across orgs (there is no schema-less list).
         for index, choice in enumerate(super().choices(changelist)):
             if index == 0:
-                choice["display"] = "All (overview)"
+                choice["display"] = "All (across organisations)"
             yield choice
 
     def queryset(self, request: HttpRequest, queryset: Any) -> Any:
@@ -76,6 +71,10 @@ class TenantModelAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     """A read-only admin of a tenant model: each page runs in the chosen org's schema."""
 
     overview_title = ""
+    # Where the changelist without an org goes: a list across orgs (admin URL name), or the
+    # organisations with a note, for models the staff directory does not summarise.
+    across_orgs = "admin:orgs_organization_changelist"
+    across_orgs_note = ""
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -97,7 +96,9 @@ class TenantModelAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
         org = _org_of(request)
         if org is None:
-            return self.overview_view(request)
+            if self.across_orgs_note:
+                messages.info(request, self.across_orgs_note)
+            return HttpResponseRedirect(reverse(self.across_orgs))
         context = {**(extra_context or {}), "title": f"{self.overview_title} of {org.slug}"}
         return self._rendered(org, lambda: super(TenantModelAdmin, self).changelist_view(request, context))
 
@@ -125,39 +126,6 @@ class TenantModelAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         meta = self.model._meta
         url = reverse(f"admin:{meta.app_label}_{meta.model_name}_changelist")
         return f"{url}?{urlencode({'schema': org.schema_name})}" if org is not None else url
-
-    def overview_view(self, request: HttpRequest) -> HttpResponse:
-        """Every org's rows of this model, a page of orgs at a time."""
-        page = Paginator(_orgs(), ORGS_PER_PAGE).get_page(request.GET.get("page"))
-        sections = []
-        meta = self.model._meta
-        for org in page.object_list:
-            with schema_context(org.schema_name):
-                objects = self.overview_rows()
-            query = urlencode({"schema": org.schema_name})
-            rows = [
-                {
-                    "obj": obj,
-                    "url": reverse(f"admin:{meta.app_label}_{meta.model_name}_change", args=[obj.pk]),
-                }
-                for obj in objects
-            ]
-            for row in rows:
-                row["url"] = f"{row['url']}?{query}"
-            sections.append({"org": org, "rows": rows, "url": self._changelist_url(org)})
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
-            "title": f"{self.overview_title} across organisations",
-            "sections": sections,
-            "page": page,
-            "kind": self.model._meta.model_name,
-        }
-        return TemplateResponse(request, "clusters/admin/overview.html", context)
-
-    def overview_rows(self) -> list[Any]:
-        """The rows of one org shown on the overview (called inside its schema)."""
-        raise NotImplementedError
 
     def _staff_each(
         self,
@@ -208,6 +176,7 @@ class CloudResourceInline(admin.TabularInline):  # type: ignore[type-arg]
 @admin.register(Cluster)
 class ClusterAdmin(TenantModelAdmin):
     overview_title = "Clusters"
+    across_orgs = "admin:directory_clusterentry_changelist"
     list_display = [
         "name",
         "status",
@@ -240,20 +209,6 @@ class ClusterAdmin(TenantModelAdmin):
     def nodes(self, obj: Any) -> str:
         return f"{obj._ready}/{obj._nodes}"
 
-    def overview_rows(self) -> list[Any]:
-        active = Operation.objects.filter(status__in=ACTIVE_OPERATION_STATUSES).order_by("-id")
-        return list(
-            Cluster.objects.filter(deleted_at__isnull=True)
-            .defer("kubeconfig", "bootstrap_secret", "provider__credentials")
-            .select_related("provider")
-            .prefetch_related(Prefetch("operations", queryset=active, to_attr="active_operations"))
-            .annotate(
-                ready_nodes=Count("nodes", filter=Q(nodes__ready=True), distinct=True),
-                node_total=Count("nodes", distinct=True),
-            )
-            .order_by("name")
-        )
-
     @admin.action(description="Delete selected clusters (imported ones are forgotten)")
     def delete_through_services(self, request: HttpRequest, queryset: QuerySet[Cluster]) -> None:
         self._staff_each(
@@ -264,9 +219,23 @@ class ClusterAdmin(TenantModelAdmin):
         )
 
 
+class OperationTransitionInline(admin.TabularInline):  # type: ignore[type-arg]
+    """The operation's status moves, as the engine wrote them (read-only)."""
+
+    model = OperationTransition
+    extra = 0
+    can_delete = False
+    fields = ["at", "from_status", "to_status", "reason", "worker"]
+    readonly_fields = ["at", "from_status", "to_status", "reason", "worker"]
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(Operation)
 class OperationAdmin(TenantModelAdmin):
     overview_title = "Operations"
+    across_orgs = "admin:directory_operationentry_changelist"
     list_display = [
         "id",
         "cluster",
@@ -283,22 +252,10 @@ class OperationAdmin(TenantModelAdmin):
     search_fields = ["cluster__name", "step", "error", "requested_by"]
     list_select_related = ["cluster"]
     actions = ["retry", "cancel"]
+    inlines = [OperationTransitionInline]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [f.name for f in Operation._meta.fields]
-
-    def overview_rows(self) -> list[Any]:
-        unfinished = list(
-            Operation.objects.filter(status__in=ACTIVE_OPERATION_STATUSES)
-            .select_related("cluster")
-            .order_by("-id")
-        )
-        failed = list(
-            Operation.objects.filter(status=OperationStatus.FAILED)
-            .select_related("cluster")
-            .order_by("-id")[:FAILED_PER_ORG]
-        )
-        return unfinished + failed
 
     @admin.action(description="Retry selected operations (failed or cancelled)")
     def retry(self, request: HttpRequest, queryset: QuerySet[Operation]) -> None:
@@ -316,6 +273,7 @@ class OperationAdmin(TenantModelAdmin):
 @admin.register(ProviderAccount)
 class ProviderAccountAdmin(TenantModelAdmin):
     overview_title = "Provider accounts"
+    across_orgs_note = "Provider accounts are listed one organisation at a time: open an organisation's."
     list_display = ["name", "kind", "validated_at", "created_at", "live_clusters"]
     list_filter = [OrgSchemaFilter, "kind"]
     search_fields = ["name"]
@@ -333,10 +291,3 @@ class ProviderAccountAdmin(TenantModelAdmin):
     @admin.display(description="Live clusters")
     def live_clusters(self, obj: Any) -> int:
         return int(obj._clusters)
-
-    def overview_rows(self) -> list[Any]:
-        return list(
-            ProviderAccount.objects.defer("credentials")
-            .annotate(cluster_count=Count("clusters", filter=Q(clusters__deleted_at__isnull=True)))
-            .order_by("name")
-        )

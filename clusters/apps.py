@@ -30,3 +30,7 @@ class ClustersConfig(AppConfig):
         from config.metrics import register_collector
 
         register_collector(ClustersCollector())
+
+        from clusters.services.lifecycle import register_cluster_jobs
+
+        register_cluster_jobs()

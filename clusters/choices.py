@@ -72,13 +72,17 @@ class OperationStatus(models.TextChoices):
 
 
 _O = OperationStatus
+# The operations engine's state machine (clusters.engine.machine.move is the only writer):
+# - queued → running: a worker claimed it; running → queued: it waits (a step asked to be called
+#   later, a failed attempt backs off, the task's budget is spent) and is dispatched again when due;
+# - running → running: another worker takes over from one that stopped heart-beating;
+# - failed/cancelled → queued: retried by a person (a fresh budget of attempts).
 OPERATION_TRANSITIONS: dict[str, frozenset[str]] = {
     _O.QUEUED: frozenset({_O.RUNNING, _O.CANCELLED, _O.FAILED}),
-    # Back to queued: a step asked to wait, or the worker died and the sweeper requeued it.
-    _O.RUNNING: frozenset({_O.QUEUED, _O.SUCCEEDED, _O.FAILED, _O.CANCELLED}),
-    _O.FAILED: frozenset({_O.QUEUED}),  # retry
+    _O.RUNNING: frozenset({_O.RUNNING, _O.QUEUED, _O.SUCCEEDED, _O.FAILED, _O.CANCELLED}),
+    _O.FAILED: frozenset({_O.QUEUED}),
+    _O.CANCELLED: frozenset({_O.QUEUED}),
     _O.SUCCEEDED: frozenset(),
-    _O.CANCELLED: frozenset(),
 }
 ACTIVE_OPERATION_STATUSES = frozenset({_O.QUEUED, _O.RUNNING})
 

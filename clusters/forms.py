@@ -16,42 +16,18 @@ from clusters.choices import ProviderKind
 from clusters.kube import MAX_KUBECONFIG_BYTES
 from clusters.models import ProviderAccount
 from clusters.providers.base import CredentialField, Region, Size
-from clusters.services.specs import MAX_POOLS, TAINT_EFFECTS
+from clusters.services import specs
+from clusters.services.specs import MAX_POOLS
+from orgs.exceptions import ValidationFailed
 
 # Credential fields are prefixed so that a provider's field can never clash with name/kind.
 CREDENTIAL_PREFIX = "cred_"
 Choices = list[tuple[str, str]]
 
 
-def parse_labels(text: str) -> dict[str, str]:
-    """`k=v, k2=v2` as a mapping (key and value syntax is checked by the service)."""
-    labels: dict[str, str] = {}
-    for item in (part.strip() for part in text.split(",")):
-        if not item:
-            continue
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise forms.ValidationError(f"{item!r}: write labels as key=value, separated by commas.")
-        labels[key.strip()] = value.strip()
-    return labels
-
-
-def parse_taints(text: str) -> list[dict[str, str]]:
-    """`key=value:Effect, key2:NoExecute` as taints (the effect defaults to NoSchedule)."""
-    taints: list[dict[str, str]] = []
-    for item in (part.strip() for part in text.split(",")):
-        if not item:
-            continue
-        head, sep, effect = item.rpartition(":")
-        if not sep:
-            head, effect = item, "NoSchedule"
-        key, _, value = head.partition("=")
-        if not key.strip():
-            raise forms.ValidationError(f"{item!r}: write taints as key=value:Effect.")
-        if effect.strip() not in TAINT_EFFECTS:
-            raise forms.ValidationError(f"{item!r}: the effect must be one of {', '.join(TAINT_EFFECTS)}.")
-        taints.append({"key": key.strip(), "value": value.strip(), "effect": effect.strip()})
-    return taints
+def _field_error(exc: ValidationFailed) -> forms.ValidationError:
+    # The service's reason, shown under the field it names.
+    return forms.ValidationError([reason for reasons in exc.fields.values() for reason in reasons])
 
 
 def format_labels(labels: dict[str, str]) -> str:
@@ -77,14 +53,14 @@ class PoolForm(forms.Form):
         label="Labels",
         required=False,
         max_length=2000,
-        help_text="key=value, comma-separated",
+        help_text="key=value, separated by commas or semicolons",
         widget=forms.TextInput(attrs={"placeholder": "tier=web, team=shop"}),
     )
     taints = forms.CharField(
         label="Taints",
         required=False,
         max_length=2000,
-        help_text="key=value:Effect, comma-separated",
+        help_text="key[=value][:Effect] (NoSchedule when omitted), separated by commas or semicolons",
         widget=forms.TextInput(attrs={"placeholder": "gpu=true:NoSchedule"}),
     )
 
@@ -104,10 +80,16 @@ class PoolForm(forms.Form):
         return super().has_changed()
 
     def clean_labels(self) -> dict[str, str]:
-        return parse_labels(self.cleaned_data.get("labels") or "")
+        try:
+            return specs.parse_labels(self.cleaned_data.get("labels") or "", "labels")
+        except ValidationFailed as exc:
+            raise _field_error(exc) from exc
 
     def clean_taints(self) -> list[dict[str, str]]:
-        return parse_taints(self.cleaned_data.get("taints") or "")
+        try:
+            return specs.parse_taints(self.cleaned_data.get("taints") or "", "taints")
+        except ValidationFailed as exc:
+            raise _field_error(exc) from exc
 
     def pool(self) -> dict[str, Any]:
         """The pool as the services take it."""

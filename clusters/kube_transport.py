@@ -5,6 +5,10 @@ every few seconds holds a call forever, and a huge answer is read into memory wh
 gives every call a total deadline (a watchdog shuts the call's socket when it passes) and a cap
 on the bytes read, and it is given an SSL context built in memory, so no certificate or key of a
 kubeconfig is left in a temporary directory.
+
+Streams (watches, followed logs) are not read whole: `BoundedPoolManager.stream` hands out the
+chunks as they come, bounded by their own limits (a stop event, an optional deadline, a byte
+budget) instead of the 32 MiB answer cap, which would cut a long follow.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import socket
 import ssl
 import tempfile
 import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,15 +73,27 @@ class _Watch:
         self._done = False
         self._lock = threading.Lock()
         self._connections: list[HTTPConnection] = []
+        self._sockets: list[socket.socket] = []
         self._timer = threading.Timer(seconds, self._expire)
         self._timer.daemon = True
 
     def start(self) -> None:
         self._timer.start()
 
+    def cancel(self) -> None:
+        """Shut the call's sockets now (a stream whose reader was told to stop)."""
+        self._expire()
+
     def add(self, connection: HTTPConnection) -> None:
         with self._lock:
             self._connections.append(connection)
+
+    def add_socket(self, sock: socket.socket | None) -> None:
+        # http.client forgets a connection's socket once an answer says "Connection: close", while
+        # the answer is still being read from it: keep the socket itself too.
+        if sock is not None:
+            with self._lock:
+                self._sockets.append(sock)
 
     def stop(self) -> None:
         with self._lock:
@@ -87,8 +105,8 @@ class _Watch:
             if self._done:
                 return
             self.expired = True
-            for connection in self._connections:
-                sock = getattr(connection, "sock", None)
+            sockets = [getattr(c, "sock", None) for c in self._connections] + self._sockets
+            for sock in sockets:
                 if sock is None:
                     continue
                 # The base class's shutdown on the descriptor: a blocked read in the calling
@@ -103,10 +121,17 @@ def _watched(connection: HTTPConnection) -> None:
         watch.add(connection)
 
 
+def _sent(connection: HTTPConnection) -> None:
+    watch: _Watch | None = getattr(_current, "watch", None)
+    if watch is not None:
+        watch.add_socket(connection.sock)
+
+
 class _WatchedHTTPConnection(HTTPConnection):
     def request(self, *args: Any, **kwargs: Any) -> None:
         _watched(self)
         super().request(*args, **kwargs)
+        _sent(self)
 
 
 class _WatchedHTTPSConnection(HTTPSConnection):
@@ -117,6 +142,7 @@ class _WatchedHTTPSConnection(HTTPSConnection):
     def request(self, *args: Any, **kwargs: Any) -> None:
         _watched(self)
         super().request(*args, **kwargs)
+        _sent(self)
 
 
 class _WatchedHTTPPool(HTTPConnectionPool):
@@ -160,10 +186,14 @@ class BoundedPoolManager:
         self.inner = urllib3.PoolManager(**pool_args)
         self.inner.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
 
-    def request(self, method: str, url: str, **kwargs: Any) -> ReadAnswer:
+    def request(self, method: str, url: str, *, deadline: float | None = None, **kwargs: Any) -> ReadAnswer:
+        """One call, read whole; `deadline` (seconds) shortens the limits' own for this call."""
         kwargs["preload_content"] = False
         kwargs["redirect"] = False  # an API server never redirects; a redirect could point anywhere
-        watch = _Watch(self.limits.deadline)
+        seconds = (
+            self.limits.deadline if deadline is None else max(0.001, min(deadline, self.limits.deadline))
+        )
+        watch = _Watch(seconds)
         _current.watch = watch
         watch.start()
         response: urllib3.BaseHTTPResponse | None = None
@@ -203,8 +233,116 @@ class BoundedPoolManager:
             chunks.append(chunk)
         return b"".join(chunks)
 
+    def stream(
+        self, method: str, url: str, *, stop: threading.Event | None, deadline: float | None, **kwargs: Any
+    ) -> StreamAnswer:
+        """A call whose body is read as it comes (watch, followed logs): see `StreamAnswer`."""
+        kwargs["preload_content"] = False
+        kwargs["redirect"] = False
+        guard = _StreamGuard(stop, deadline)
+        _current.watch = guard
+        try:
+            response = self.inner.request(method, url, **kwargs)
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            guard.stop()
+            if guard.expired:
+                raise CallDeadline(guard.seconds) from exc
+            raise
+        finally:
+            _current.watch = None
+        guard.start()
+        return StreamAnswer(response, guard)
+
     def clear(self) -> None:
         self.inner.clear()
+
+
+class _StreamGuard(_Watch):
+    """A stream's bounds: shut its socket when the stop event is set or the deadline passes.
+
+    A blocked read cannot be interrupted otherwise; polling a few times a second costs nothing
+    next to the stream itself, and a stream without a deadline needs no timer thread per second.
+    """
+
+    POLL = 0.2
+
+    def __init__(self, stop: threading.Event | None, deadline: float | None) -> None:
+        super().__init__(deadline if deadline is not None else 0.0)
+        self._stop = stop
+        self._ends = time.monotonic() + deadline if deadline is not None else None
+        self._finished = threading.Event()
+        self.stopped = False
+
+    def start(self) -> None:
+        if self._stop is None and self._ends is None:
+            return
+        threading.Thread(target=self._run, daemon=True, name="kube-stream-guard").start()
+
+    def _run(self) -> None:
+        while not self._finished.wait(self.POLL):
+            if self._stop is not None and self._stop.is_set():
+                self.stopped = True
+                self._expire()
+                return
+            if self._ends is not None and time.monotonic() >= self._ends:
+                self._expire()
+                return
+
+    def stop(self) -> None:
+        self._finished.set()
+        super().stop()
+
+
+class StreamAnswer:
+    """An open answer read chunk by chunk; closing it (or leaving its `with`) frees the connection."""
+
+    def __init__(self, response: urllib3.BaseHTTPResponse, guard: _StreamGuard) -> None:
+        self.response = response
+        self.status = response.status
+        self.headers = response.headers
+        self._guard = guard
+
+    @property
+    def interrupted(self) -> bool:
+        """The stream was cut by its stop event or deadline (not ended by the server)."""
+        return self._guard.expired
+
+    @property
+    def stopped(self) -> bool:
+        """The stream was cut by its stop event."""
+        return self._guard.stopped
+
+    def read_small(self, limit: int = 64 * 1024) -> bytes:
+        """The start of the body (an error's Status), at most `limit` bytes."""
+        try:
+            return self.response.read(limit, decode_content=True) or b""
+        except (urllib3.exceptions.HTTPError, OSError):
+            return b""
+
+    def chunks(self, size: int = 64 * 1024) -> Iterator[bytes]:
+        """The body as it arrives; ends quietly when the stream is cut by its bounds."""
+        while True:
+            try:
+                chunk = self.response.read1(size, decode_content=True)
+            except (urllib3.exceptions.HTTPError, OSError):
+                if self._guard.expired:
+                    return
+                raise
+            if not chunk:
+                return
+            yield chunk
+
+    def close(self) -> None:
+        self._guard.stop()
+        # Drop the connection: the rest of an endless stream is never worth draining.
+        self.response.close()
+        self.response.release_conn()
+
+    def __enter__(self) -> StreamAnswer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _decoded(value: Any, what: str) -> bytes:

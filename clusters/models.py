@@ -14,10 +14,8 @@ from django.utils import timezone
 
 from clusters.choices import (
     CLUSTER_TRANSITIONS,
-    OPERATION_TRANSITIONS,
     ClusterStatus,
     EventLevel,
-    OperationKind,
     OperationStatus,
     ProviderKind,
     ResourceState,
@@ -150,9 +148,17 @@ class Node(models.Model):
 
 
 class CloudResource(models.Model):
-    """Something a provider made for a cluster, recorded before it is created."""
+    """Something a provider made, recorded before it is created, against the operation's subject.
+
+    `cluster` is the cluster it belongs to (deleting the cluster finds every resource made for it,
+    whichever app made it); `subject_type`/`subject_id` say what it was made for (the cluster
+    itself, a load balancer, a volume...). `data` holds the kind's typed record
+    (clusters.providers.records), never free-form keys.
+    """
 
     cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="resources")
+    subject_type = models.CharField(max_length=40, default="cluster")
+    subject_id = models.BigIntegerField(null=True, blank=True)
     kind = models.CharField(max_length=30)
     name = models.CharField(max_length=120)
     pool_name = models.CharField(max_length=30, blank=True)
@@ -166,7 +172,7 @@ class CloudResource(models.Model):
         ordering = ["cluster_id", "kind", "name"]
         constraints = [
             models.UniqueConstraint(
-                fields=["cluster", "kind", "name"],
+                fields=["cluster", "subject_type", "subject_id", "kind", "name"],
                 condition=~Q(state=ResourceState.DELETED),
                 name="resource_unique_live",
             )
@@ -177,10 +183,19 @@ class CloudResource(models.Model):
 
 
 class Operation(models.Model):
-    """One requested change and its progress; the reconcile loop's own durable state."""
+    """One long job (a cluster change, later a rollout or a snapshot) and its progress.
+
+    The operations engine (clusters.engine) owns `status` and the claim fields: it moves them only
+    through its guarded transition (clusters.engine.machine.move), which writes an
+    OperationTransition row. `cluster` is the cluster the job runs against (its timeline gets the
+    job's events); `subject_type`/`subject_id` name what the job works on (the cluster itself for
+    cluster changes); `kind` is one registered with clusters.engine.register_job.
+    """
 
     cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="operations")
-    kind = models.CharField(max_length=20, choices=OperationKind.choices)
+    subject_type = models.CharField(max_length=40, default="cluster")
+    subject_id = models.BigIntegerField(null=True, blank=True)
+    kind = models.CharField(max_length=40)
     status = models.CharField(max_length=10, choices=OperationStatus.choices, default=OperationStatus.QUEUED)
     params = models.JSONField(default=dict, blank=True)
     step = models.CharField(max_length=200, blank=True)
@@ -194,6 +209,8 @@ class Operation(models.Model):
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     claimed_by = models.CharField(max_length=64, blank=True)
     cancel_requested = models.BooleanField(default=False)
+    # The job's own resumable state between passes (e.g. how far a snapshot got).
+    state = models.JSONField(default=dict, blank=True)
     requested_by = models.CharField(max_length=254, blank=True)
     idempotency_key = models.CharField(max_length=100, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -202,7 +219,10 @@ class Operation(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["status", "next_attempt_at"], name="operation_due")]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"], name="operation_due"),
+            models.Index(fields=["subject_type", "subject_id", "status"], name="operation_subject"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["idempotency_key"], condition=~Q(idempotency_key=""), name="operation_idem_key"
@@ -217,14 +237,28 @@ class Operation(models.Model):
         """Queued or running."""
         return self.status in (OperationStatus.QUEUED, OperationStatus.RUNNING)
 
-    def transition_to(self, status: str) -> None:
-        """Move to `status` if allowed (not saved)."""
-        if status != self.status and status not in OPERATION_TRANSITIONS[self.status]:
-            raise InvalidTransition(
-                f"Operation #{self.pk} cannot go from {OperationStatus(self.status).label} to "
-                f"{OperationStatus(status).label}."
-            )
-        self.status = status
+    def get_kind_display(self) -> str:
+        """The kind's label, from the engine's registry of job kinds."""
+        from clusters.engine.jobs import label_of
+
+        return label_of(self.kind)
+
+
+class OperationTransition(models.Model):
+    """One move of an operation's status, written by the engine's guarded transition (append-only)."""
+
+    operation = models.ForeignKey(Operation, on_delete=models.CASCADE, related_name="transitions")
+    from_status = models.CharField(max_length=10, choices=OperationStatus.choices)
+    to_status = models.CharField(max_length=10, choices=OperationStatus.choices)
+    reason = models.CharField(max_length=200, blank=True)
+    worker = models.CharField(max_length=64, blank=True)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["operation_id", "at", "id"]
+
+    def __str__(self) -> str:
+        return f"#{self.operation_id}: {self.from_status} → {self.to_status}"
 
 
 class ClusterEvent(models.Model):

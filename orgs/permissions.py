@@ -51,7 +51,7 @@ ORG_MATRIX: dict[Action, Role] = {
 A = TypeVar("A", bound=StrEnum)
 
 # Every registered action (any app's StrEnum member) and its least role, in registration order.
-_matrix: dict[StrEnum, Role] = {}
+_matrix: dict[str, Role] = {}
 
 
 def register_actions(matrix: Mapping[A, Role]) -> None:
@@ -61,7 +61,7 @@ def register_actions(matrix: Mapping[A, Role]) -> None:
     tests); an action value another app already registered with another role is refused.
     """
     for action, role in matrix.items():
-        known = next((a for a in _matrix if a.value == action.value), None)
+        known = next((a for a in _matrix if a == action.value), None)
         if known is not None and (_matrix[known] != role or type(known) is not type(action)):
             raise ImproperlyConfigured(f"The action {action.value!r} is registered twice.")
         _matrix[action] = Role(role)
@@ -72,20 +72,20 @@ register_actions(ORG_MATRIX)
 
 def registered_actions() -> list[StrEnum]:
     """Every action of every app, in registration order (orgs first)."""
-    return list(_matrix)
+    return [a for a in _matrix if isinstance(a, StrEnum)]
 
 
-def least_role(action: StrEnum) -> Role:
-    """The least role an action needs."""
+def least_role(action: str) -> Role:
+    """The least role an action needs (a registered member, or its value)."""
     try:
         return _matrix[action]
     except KeyError:
         raise ImproperlyConfigured(
-            f"The action {action.value!r} is not registered: register it from its app's ready()."
+            f"The action {str(action)!r} is not registered: register it from its app's ready()."
         ) from None
 
 
-def can(actor: Actor, action: StrEnum) -> bool:
+def can(actor: Actor, action: str) -> bool:
     """Whether the actor may perform the action in its org."""
     needed = least_role(action)
     if actor.is_staff and actor.source == ActorSource.ADMIN:
@@ -95,8 +95,8 @@ def can(actor: Actor, action: StrEnum) -> bool:
     return Role(actor.role).at_least(needed)
 
 
-def require(actor: Actor, action: StrEnum) -> None:
+def require(actor: Actor, action: str) -> None:
     """Raise PermissionDenied unless the actor may perform the action."""
     if not can(actor, action):
         needed = least_role(action).label.lower()
-        raise PermissionDenied(f"This needs the {needed} role or higher ({action.value}).")
+        raise PermissionDenied(f"This needs the {needed} role or higher ({action}).")

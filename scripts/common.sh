@@ -18,14 +18,22 @@ log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 ensure_venv() {
   local stamp="$VENV/.flotilla-installed"
   local want
-  want="$(sha256sum pyproject.toml | cut -c1-16)"
+  # Both distributions' declarations: a change to either reinstalls.
+  want="$(cat pyproject.toml cli/pyproject.toml | sha256sum | cut -c1-16)"
   if [[ -x "$PY" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
     return
   fi
   log "Installing Flotilla and its dependencies into $VENV"
   [[ -x "$PY" ]] || python3 -m venv "$VENV"
   "$PY" -m pip install --quiet --upgrade pip
-  "$PY" -m pip install --quiet -e '.[dev]'
+  # One command for both, so that the server's `flotilla-cli` requirement resolves to ./cli
+  # (the `flotilla` command's own distribution), never to a package index.
+  "$PY" -m pip install --quiet -e ./cli -e '.[dev]'
+  # A venv made before the split had `flotilla` from the server's distribution: pip removes that
+  # script when it replaces the old server after writing the CLI's, so write it again.
+  if [[ ! -x "$VENV/bin/flotilla" ]]; then
+    "$PY" -m pip install --quiet --no-deps --force-reinstall -e ./cli
+  fi
   echo "$want" > "$stamp"
 }
 

@@ -28,7 +28,7 @@ if [[ -f clusters/local/runtime.py ]]; then
 fi
 
 log "Starting the worker and the web server (Ctrl-C stops both)"
-"$PY" manage.py qcluster &
+"$PY" manage.py worker &
 WORKER=$!
 trap 'kill $WORKER 2>/dev/null; wait $WORKER 2>/dev/null' EXIT INT TERM
 log "Secrets of this install (secret key, encryption keys, metrics token): $FLOTILLA_DATA_DIR/secrets.json"

@@ -119,8 +119,8 @@ def live_flotilla(transactional_db: None, tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def live_worker(transactional_db: None, tmp_path: Path) -> Iterator[LiveProcess]:
-    """A django-q2 worker cluster (`manage.py qcluster`) on the test database."""
-    worker = LiveProcess([sys.executable, "manage.py", "qcluster"], tmp_path / "worker.log", process_env())
+    """A django-q2 worker cluster (`manage.py worker`) on the test database."""
+    worker = LiveProcess([sys.executable, "manage.py", "worker"], tmp_path / "worker.log", process_env())
     yield worker
     worker.stop()
     print("--- worker log ---\n" + worker.output())

@@ -114,7 +114,7 @@ def layout(transactional_db: None, redis_url: str, tmp_path: Path) -> Iterator[L
             webs.append(base)
         workers = []
         for n in range(2):
-            worker = LiveProcess([sys.executable, "manage.py", "qcluster"], tmp_path / f"worker{n}.log", env)
+            worker = LiveProcess([sys.executable, "manage.py", "worker"], tmp_path / f"worker{n}.log", env)
             started.append(worker)
             workers.append(worker)
         yield Layout(redis_url=redis_url, webs=webs, workers=workers)

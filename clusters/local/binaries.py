@@ -14,7 +14,9 @@ published v0.<minor>.<patch>. etcd's server module has the same problem and gets
 wrapper. Each binary is written under a temporary name and renamed, so an interrupted build
 resumes where it stopped; a finished build is never redone.
 
-Stdlib only: `python -m clusters.local.binaries [build|status|path]`.
+Stdlib only: `python -m clusters.local.binaries [build|status|path]`. A build first says what it
+builds, how long a first run takes and where it caches, then numbers its steps and heartbeats
+while each go command runs (clusters.local.build_progress).
 """
 
 from __future__ import annotations
@@ -23,12 +25,16 @@ import json
 import os
 import resource
 import shutil
-import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO
+
+from clusters.local.build_progress import Beat, BuildProgress, run_with_heartbeat
+from clusters.versions import InvalidVersion, KubeVersion, newest_first
 
 KWOK_VERSION = "v0.8.0"
 # Two versions, so that a local cluster can be upgraded (and the upgrade tested).
@@ -93,9 +99,9 @@ def k8s_versions() -> tuple[str, ...]:
     extra = [v.strip() for v in os.environ.get("FLOTILLA_LOCAL_K8S_VERSIONS", "").split(",") if v.strip()]
     versions = list(DEFAULT_K8S_VERSIONS)
     for version in extra:
-        version = version if version.startswith("v") else f"v{version}"
-        if version not in versions:
-            versions.append(version)
+        tag = KubeVersion.parse(version).tag
+        if tag not in versions:
+            versions.append(tag)
     return tuple(versions)
 
 
@@ -131,9 +137,17 @@ def available_k8s_versions(layout: Layout | None = None) -> list[str]:
     found = []
     if root.is_dir():
         for entry in root.iterdir():
-            if all((entry / "bin" / cmd).is_file() for cmd in KUBE_COMMANDS):
-                found.append(entry.name.lstrip("v"))
-    return sorted(found, key=lambda v: tuple(int(p) for p in v.split(".")), reverse=True)
+            if all((entry / "bin" / cmd).is_file() for cmd in KUBE_COMMANDS) and _is_version(entry.name):
+                found.append(entry.name)
+    return newest_first(found)
+
+
+def _is_version(name: str) -> bool:
+    try:
+        KubeVersion.parse(name)
+    except InvalidVersion:
+        return False
+    return True
 
 
 def _go_env(layout: Layout) -> dict[str, str]:
@@ -151,16 +165,6 @@ def _go_env(layout: Layout) -> dict[str, str]:
     return env
 
 
-def _run(args: list[str], *, cwd: Path, env: dict[str, str], label: str) -> None:
-    print(f"  $ {' '.join(args)}", flush=True)
-    started = time.monotonic()
-    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
-    if proc.returncode != 0:
-        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-30:])
-        raise BuildError(f"{label} failed ({' '.join(args)}):\n{tail}")
-    print(f"    done in {time.monotonic() - started:.0f} s", flush=True)
-
-
 def _go() -> str:
     go = shutil.which("go") or "/usr/local/go/bin/go"
     if not Path(go).exists():
@@ -168,120 +172,152 @@ def _go() -> str:
     return go
 
 
-def _atomic_build(target: Path, build: list[str], *, cwd: Path, env: dict[str, str], label: str) -> None:
+# Runs one go command of a step: (args, cwd, env, label). The default heartbeats while it runs.
+Runner = Callable[[list[str], Path, dict[str, str], str], None]
+# Runs one go command under a step's heartbeat; build_all's `run` (tests pass a fake builder).
+StepRunner = Callable[[list[str], Path, dict[str, str], str, Beat], None]
+
+
+def run_go(args: list[str], cwd: Path, env: dict[str, str], label: str, beat: Beat) -> None:
+    """One go command, to the end; BuildError with the end of its output when it fails."""
+    proc = run_with_heartbeat(args, cwd=cwd, env=env, beat=beat)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-30:])
+        raise BuildError(f"{label} failed ({' '.join(args)}):\n{tail}")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One go command of the build, with what it says while it runs."""
+
+    what: str
+    action: Callable[[Runner], None]
+
+
+def _atomic_build(target: Path, build: list[str], *, cwd: Path, env: dict[str, str], label: str) -> Step:
     """Build to a temporary name beside the target, then rename it into place."""
-    if target.is_file():
-        return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".partial")
-    partial.unlink(missing_ok=True)
-    _run([*build[:2], "-o", str(partial), *build[2:]], cwd=cwd, env=env, label=label)
-    partial.chmod(0o755)
-    partial.replace(target)
+
+    def action(run: Runner) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".partial")
+        partial.unlink(missing_ok=True)
+        run([*build[:2], "-o", str(partial), *build[2:]], cwd, env, label)
+        partial.chmod(0o755)
+        partial.replace(target)
+
+    return Step(f"building {label}", action)
 
 
-def build_kwok(layout: Layout) -> None:
+def plan_kwok(layout: Layout, go: str) -> list[Step]:
     """kwok and kwokctl, with `go install` of the released module."""
     bin_dir = layout.kwok_bin()
     if (bin_dir / "kwok").is_file() and (bin_dir / "kwokctl").is_file():
-        return
-    print(f"Building kwok {KWOK_VERSION}", flush=True)
-    bin_dir.mkdir(parents=True, exist_ok=True)
+        return []
     env = _go_env(layout) | {"GOBIN": str(bin_dir)}
-    _run(
-        [
-            _go(),
-            "install",
-            f"sigs.k8s.io/kwok/cmd/kwok@{KWOK_VERSION}",
-            f"sigs.k8s.io/kwok/cmd/kwokctl@{KWOK_VERSION}",
-        ],
-        cwd=layout.root,
-        env=env,
-        label="kwok",
-    )
+    args = [
+        go,
+        "install",
+        f"sigs.k8s.io/kwok/cmd/kwok@{KWOK_VERSION}",
+        f"sigs.k8s.io/kwok/cmd/kwokctl@{KWOK_VERSION}",
+    ]
+
+    def action(run: Runner) -> None:
+        bin_dir.mkdir(parents=True, exist_ok=True)
+        run(args, layout.root, env, "kwok")
+
+    return [Step(f"building kwok and kwokctl {KWOK_VERSION}", action)]
 
 
-def _k8s_wrapper(layout: Layout, version: str) -> Path:
-    minor_patch = version.lstrip("v").split(".", 1)[1]
-    staging = f"v0.{minor_patch}"
-    work = layout.work(f"k8s-{version}")
-    work.mkdir(parents=True, exist_ok=True)
+def _k8s_wrapper(layout: Layout, version: KubeVersion, go: str) -> tuple[Path, list[Step]]:
+    staging = f"v0.{version.minor}.{version.patch}"
+    work = layout.work(f"k8s-{version.tag}")
     marker = work / ".tidy-done"
     if marker.is_file():
-        return work
+        return work, []
     replaces = "\n".join(f"\tk8s.io/{m} => k8s.io/{m} {staging}" for m in STAGING_MODULES)
     tools = "\n".join(f"\tk8s.io/kubernetes/cmd/{c}" for c in KUBE_COMMANDS)
-    (work / "go.mod").write_text(
-        "module flotilla.local/kubebuild\n\ngo 1.26\n\n"
-        f"require k8s.io/kubernetes {version}\n\n"
-        f"replace (\n{replaces}\n)\n\n"
-        f"tool (\n{tools}\n)\n"
-    )
-    env = _go_env(layout)
-    print(f"Resolving Kubernetes {version} modules (first time: downloads ~1 GB of modules)", flush=True)
-    _run([_go(), "mod", "tidy"], cwd=work, env=env, label=f"go mod tidy for Kubernetes {version}")
-    marker.write_text(datetime.now(UTC).isoformat())
-    return work
+
+    def action(run: Runner) -> None:
+        work.mkdir(parents=True, exist_ok=True)
+        (work / "go.mod").write_text(
+            "module flotilla.local/kubebuild\n\ngo 1.26\n\n"
+            f"require k8s.io/kubernetes {version.tag}\n\n"
+            f"replace (\n{replaces}\n)\n\n"
+            f"tool (\n{tools}\n)\n"
+        )
+        run([go, "mod", "tidy"], work, _go_env(layout), f"go mod tidy for Kubernetes {version.tag}")
+        marker.write_text(datetime.now(UTC).isoformat())
+
+    return work, [Step(f"resolving Kubernetes {version.tag} modules (about 1 GB the first time)", action)]
 
 
-def build_kubernetes(layout: Layout, version: str) -> None:
+def plan_kubernetes(layout: Layout, version: str, go: str) -> list[Step]:
     """kube-apiserver, kube-controller-manager, kube-scheduler and kubectl of one version."""
-    bin_dir = layout.k8s_bin(version)
+    release = KubeVersion.from_any(version)
+    bin_dir = layout.k8s_bin(release.tag)
     if all((bin_dir / c).is_file() for c in KUBE_COMMANDS):
-        return
-    print(f"Building Kubernetes {version}", flush=True)
-    work = _k8s_wrapper(layout, version)
-    major, minor, _ = version.lstrip("v").split(".")
+        return []
+    work, steps = _k8s_wrapper(layout, release, go)
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     flags = []
     for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
         flags += [
-            f"-X {pkg}.gitVersion={version}",
-            f"-X {pkg}.gitMajor={major}",
-            f"-X {pkg}.gitMinor={minor}",
+            f"-X {pkg}.gitVersion={release.tag}",
+            f"-X {pkg}.gitMajor={release.major}",
+            f"-X {pkg}.gitMinor={release.minor}",
             f"-X {pkg}.gitTreeState=clean",
             f"-X {pkg}.buildDate={stamp}",
         ]
     ldflags = "-s -w " + " ".join(flags)
     env = _go_env(layout)
     for command in KUBE_COMMANDS:
+        if (bin_dir / command).is_file():
+            continue
         package = f"k8s.io/kubernetes/cmd/{command}"
-        _atomic_build(
-            bin_dir / command,
-            [_go(), "build", "-trimpath", "-tags", "selinux,notest", "-ldflags", ldflags, package],
-            cwd=work,
-            env=env,
-            label=f"{command} {version}",
+        steps.append(
+            _atomic_build(
+                bin_dir / command,
+                [go, "build", "-trimpath", "-tags", "selinux,notest", "-ldflags", ldflags, package],
+                cwd=work,
+                env=env,
+                label=f"{command} {release.tag}",
+            )
         )
+    return steps
 
 
-def _build_from_wrapper(
-    layout: Layout, *, name: str, module: str, version: str, package: str, target: Path
-) -> None:
+def _plan_from_wrapper(
+    layout: Layout, go: str, *, name: str, module: str, version: str, package: str, target: Path
+) -> list[Step]:
     """Build `package` of `module@version` through a throw-away wrapper module.
 
     `go install pkg@version` refuses modules whose go.mod has replace directives (etcd's
     server module has them); as a dependency of a wrapper, those directives do not apply.
     """
     if target.is_file():
-        return
-    print(f"Building {name} {version}", flush=True)
+        return []
     work = layout.work(f"{name}-{version}")
-    work.mkdir(parents=True, exist_ok=True)
     env = _go_env(layout)
+    steps = []
     if not (work / ".tidy-done").is_file():
-        (work / "go.mod").write_text(f"module flotilla.local/{name}build\n\ngo 1.26\n")
-        _run([_go(), "get", "-tool", f"{module}@{version}"], cwd=work, env=env, label=f"{name} modules")
-        (work / ".tidy-done").write_text(datetime.now(UTC).isoformat())
-    _atomic_build(
-        target, [_go(), "build", "-trimpath", "-ldflags", "-s -w", package], cwd=work, env=env, label=name
-    )
+
+        def resolve(run: Runner) -> None:
+            work.mkdir(parents=True, exist_ok=True)
+            (work / "go.mod").write_text(f"module flotilla.local/{name}build\n\ngo 1.26\n")
+            run([go, "get", "-tool", f"{module}@{version}"], work, env, f"{name} modules")
+            (work / ".tidy-done").write_text(datetime.now(UTC).isoformat())
+
+        steps.append(Step(f"resolving {name} {version} modules", resolve))
+    build = [go, "build", "-trimpath", "-ldflags", "-s -w", package]
+    steps.append(_atomic_build(target, build, cwd=work, env=env, label=f"{name} {version}"))
+    return steps
 
 
-def build_etcd(layout: Layout) -> None:
+def plan_etcd(layout: Layout, go: str) -> list[Step]:
     """etcd's server."""
-    _build_from_wrapper(
+    return _plan_from_wrapper(
         layout,
+        go,
         name="etcd",
         module="go.etcd.io/etcd/server/v3",
         version=ETCD_VERSION,
@@ -290,16 +326,25 @@ def build_etcd(layout: Layout) -> None:
     )
 
 
-def build_metrics_server(layout: Layout) -> None:
+def plan_metrics_server(layout: Layout, go: str) -> list[Step]:
     """metrics-server, which serves the metrics API from kwok's simulated kubelet metrics."""
-    _build_from_wrapper(
+    return _plan_from_wrapper(
         layout,
+        go,
         name="metrics-server",
         module="sigs.k8s.io/metrics-server",
         version=METRICS_SERVER_VERSION,
         package="sigs.k8s.io/metrics-server/cmd/metrics-server",
         target=layout.metrics_server_bin() / "metrics-server",
     )
+
+
+def plan(layout: Layout, go: str) -> list[Step]:
+    """Every go command still to run, in order (a finished binary or module step is left out)."""
+    steps = plan_kwok(layout, go) + plan_etcd(layout, go)
+    for version in k8s_versions():
+        steps += plan_kubernetes(layout, version, go)
+    return steps + plan_metrics_server(layout, go)
 
 
 def missing(layout: Layout | None = None) -> list[str]:
@@ -315,20 +360,52 @@ def missing(layout: Layout | None = None) -> list[str]:
     return gaps
 
 
-def build_all(layout: Layout | None = None) -> dict[str, object]:
-    """Build whatever is missing; returns (and stores, for a cold build) the time and peak memory."""
+def _parts() -> list[str]:
+    k8s = " and ".join(k8s_versions())
+    return [
+        f"kwok {KWOK_VERSION}",
+        f"etcd {ETCD_VERSION}",
+        f"Kubernetes {k8s}",
+        f"metrics-server {METRICS_SERVER_VERSION}",
+    ]
+
+
+def _under(run: StepRunner, beat: Beat) -> Runner:
+    """`run` bound to one step's heartbeat."""
+
+    def runner(args: list[str], cwd: Path, env: dict[str, str], label: str) -> None:
+        run(args, cwd, env, label, beat)
+
+    return runner
+
+
+def build_all(
+    layout: Layout | None = None,
+    *,
+    run: StepRunner = run_go,
+    go: str | None = None,
+    out: IO[str] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> dict[str, object]:
+    """Build whatever is missing, saying how far it is; returns (and stores) the time and peak memory.
+
+    `run`, `go`, `out` and `clock` are for tests: a fake builder, no Go, captured output, a fake clock.
+    """
     layout = layout or Layout(cache_dir())
     layout.root.mkdir(parents=True, exist_ok=True)
     gaps = missing(layout)
-    started = time.monotonic()
+    started = clock()
     if not gaps:
-        return {"built": [], "seconds": time.monotonic() - started}
-    build_kwok(layout)
-    build_etcd(layout)
-    for version in k8s_versions():
-        build_kubernetes(layout, version)
-    build_metrics_server(layout)
-    seconds = time.monotonic() - started
+        return {"built": [], "seconds": clock() - started}
+    cold = len(gaps) == len(missing(Layout(layout.root / "nonexistent")))
+    steps = plan(layout, go or _go())
+    progress = BuildProgress(total=len(steps), out=out or sys.stdout, clock=clock)
+    progress.announce(layout.root, parts=_parts(), resuming=not cold)
+    for step in steps:
+        with progress.step(step.what) as beat:
+            step.action(_under(run, beat))
+    progress.finish()
+    seconds = clock() - started
     # Children's peak RSS (the largest go compile or link), in MiB.
     peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     record = {
@@ -336,7 +413,7 @@ def build_all(layout: Layout | None = None) -> dict[str, object]:
         "seconds": round(seconds, 1),
         "peak_child_rss_mib": round(peak_mib),
         "finished_at": datetime.now(UTC).isoformat(),
-        "cold": len(gaps) == len(missing(Layout(layout.root / "nonexistent"))),
+        "cold": cold,
     }
     layout.record().write_text(json.dumps(record, indent=2))
     return record
@@ -356,8 +433,8 @@ def metrics_server_manifests(layout: Layout | None = None) -> Path:
 def paths(layout: Layout | None = None, version: str | None = None) -> dict[str, Path]:
     """Absolute paths of every binary for one Kubernetes version (default: the newest built)."""
     layout = layout or Layout(cache_dir())
-    chosen = version or (available_k8s_versions(layout) or [DEFAULT_K8S_VERSIONS[0].lstrip("v")])[0]
-    k8s = layout.k8s_bin("v" + chosen.lstrip("v"))
+    chosen = version or (available_k8s_versions(layout) or [DEFAULT_K8S_VERSIONS[0]])[0]
+    k8s = layout.k8s_bin(KubeVersion.from_any(chosen).tag)
     result = {c: k8s / c for c in KUBE_COMMANDS}
     result["kwok"] = layout.kwok_bin() / "kwok"
     result["kwokctl"] = layout.kwok_bin() / "kwokctl"
@@ -386,7 +463,7 @@ def main(argv: list[str]) -> int:
         try:
             started = time.monotonic()
             record = build_all(layout)
-        except BuildError as exc:
+        except (BuildError, InvalidVersion) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         built = record["built"]

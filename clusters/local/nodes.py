@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from clusters.versions import KubeVersion
+
 POOL_LABEL = "flotilla.io/pool"
 
 
@@ -35,13 +37,16 @@ def node_index(name: str) -> int:
     return int(tail) if tail.isdigit() else 0
 
 
-def is_ready(node: Any) -> bool:
-    return any(c.type == "Ready" and c.status == "True" for c in (node.status.conditions or []))
+def is_ready(node: dict[str, Any]) -> bool:
+    """Whether a Node, as the API sends it (JSON), reports Ready."""
+    conditions = (node.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
 def node_versions(version: str) -> dict[str, str]:
     """What a node reports of its kubelet (kwok keeps these instead of its own version)."""
-    return {"kubeletVersion": f"v{version}", "kubeProxyVersion": f"v{version}"}
+    tag = KubeVersion.from_any(version).tag
+    return {"kubeletVersion": tag, "kubeProxyVersion": tag}
 
 
 def node_body(name: str, pool: NodePoolSpec, version: str) -> dict[str, Any]:

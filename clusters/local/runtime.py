@@ -26,8 +26,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
-from kubernetes import client as k8s
-from kubernetes.client.exceptions import ApiException
 
 from clusters import kube
 from clusters.local import binaries, components, ports
@@ -43,6 +41,7 @@ from clusters.local.nodes import (
     node_versions,
 )
 from clusters.local.ports import PORT_BLOCK, PORT_FIELDS
+from clusters.versions import KubeVersion
 
 # The pool spec types live in clusters.local.nodes; callers import them from here too.
 __all__ = [
@@ -60,6 +59,8 @@ __all__ = [
 ]
 NAME_MAX = 40
 DEFAULT_MAX_CLUSTERS = 8
+# A health probe: one short attempt (the caller polls).
+PROBE_LIMITS = kube.Limits(deadline=5.0)
 
 
 @dataclass(frozen=True)
@@ -155,11 +156,17 @@ class LocalRuntime:
             raise
         return self.kubeconfig(spec.name)
 
-    def start_control_plane(self, name: str, version: str, *, timeout: float = 180) -> list[str]:
-        """Create the cluster's control plane (no nodes yet) and wait until every component is
-        healthy; what had to be restarted on the way (a component that died at start).
+    def start_control_plane(
+        self, name: str, version: str, *, timeout: float = 180, wait: bool = True
+    ) -> list[str]:
+        """Create the cluster's control plane (no nodes yet); with `wait`, wait until every
+        component is healthy and return what had to be restarted on the way (a component that
+        died at start).
 
-        Fails cleanly: a control plane that does not come up is deleted before the error is raised.
+        Without `wait` it returns as soon as kwokctl has started the processes (a few seconds:
+        kwokctl itself waits for its API server to listen); the caller polls `settle_components`
+        — the operations engine does that between passes, so no worker sits through the start.
+        Fails cleanly: a control plane that cannot be started is deleted before the error is raised.
         """
         _check_name(name)
         if name in self.list_clusters():
@@ -169,7 +176,7 @@ class LocalRuntime:
                 f"this host already runs {max_clusters()} local clusters (FLOTILLA_LOCAL_MAX_CLUSTERS); "
                 "delete one first"
             )
-        version = version.lstrip("v")
+        version = str(KubeVersion.from_any(version))
         if version not in binaries.available_k8s_versions():
             available = ", ".join(binaries.available_k8s_versions()) or "none"
             raise BinariesMissing(f"Kubernetes {version} is not available locally (available: {available})")
@@ -197,8 +204,7 @@ class LocalRuntime:
             str(paths["metrics-server"]),
             "--kubeconfig",
             "",
-            "--wait",
-            f"{int(timeout)}s",
+            *(["--wait", f"{int(timeout)}s"] if wait else []),
         ]
         try:
             # One creation at a time per host: ports are chosen and taken under the lock.
@@ -207,22 +213,51 @@ class LocalRuntime:
                 args += ["--config", str(config)]
                 self._kwokctl(args, version=version, timeout=timeout + 60)
             # kwokctl waits for the API server only: a component that died at start is not seen.
-            return self.wait_components(name, timeout=timeout)
+            return self.wait_components(name, timeout=timeout) if wait else []
         except Exception:
             self.delete(name)
             raise
 
     def running_version(self, name: str) -> str:
         """The Kubernetes version the cluster's API server reports (e.g. "1.36.1")."""
-        with self.api_client(name) as api:
-            return str(k8s.VersionApi(api).get_code(_request_timeout=5).git_version).lstrip("v")
+        return str(KubeVersion.from_any(kube.server_version(self.client(name))))
 
     def upgrade(self, name: str, version: str, *, timeout: float = 120) -> None:
-        """Restart the control plane on another locally built Kubernetes version, keeping its data.
+        """Restart the control plane on another locally built Kubernetes version, keeping its data,
+        and wait until it answers (the blocking form, for the command line and tests).
 
         The cluster's etcd, nodes and objects stay; only the control-plane binaries change.
         """
-        target = version.lstrip("v")
+        if self.switch_version(name, version):
+            self._wait_started(
+                name, timeout=timeout, failure=f"local cluster {name!r} did not come back on {version}"
+            )
+        self.sync_node_versions(name, version)
+
+    def sync_node_versions(self, name: str, version: str) -> int:
+        """Report `version` on every simulated kubelet (they are "upgraded" with the control plane)."""
+        target = KubeVersion.from_any(version)
+        client = self.client(name)
+        changed = 0
+        for node in list(kube.list_items(client, ("v1", "Node"))):
+            info = (node.get("status") or {}).get("nodeInfo") or {}
+            seen = str(info.get("kubeletVersion", ""))
+            if not seen or KubeVersion.from_any(seen) != target:
+                kube.patch(
+                    client,
+                    "v1",
+                    "Node",
+                    node["metadata"]["name"],
+                    {"status": {"nodeInfo": node_versions(str(target))}},
+                    subresource="status",
+                )
+                changed += 1
+        return changed
+
+    def switch_version(self, name: str, version: str) -> bool:
+        """Point the control plane at another locally built version and start it again without
+        waiting (poll `settle_components`); False when it already runs that version's binaries."""
+        target = str(KubeVersion.from_any(version))
         available = binaries.available_k8s_versions()
         if target not in available:
             raise BinariesMissing(
@@ -235,23 +270,20 @@ class LocalRuntime:
         target_bin = str(binaries.paths(version=target)["kube-apiserver"].parent)
         current = [v for v in available if str(binaries.paths(version=v)["kube-apiserver"].parent) in text]
         if current == [target]:
-            return
+            return False
         with suppress(LocalClusterError):
             self.stop(name)
         for old in current:
             text = text.replace(str(binaries.paths(version=old)["kube-apiserver"].parent), target_bin)
-        text = re.sub(r"(kubeVersion:\s*)v?[0-9][0-9.]*", rf"\g<1>v{target}", text)
+        text = re.sub(r"(kubeVersion:\s*)v?[0-9][0-9.]*", rf"\g<1>{KubeVersion.from_any(target).tag}", text)
         config.write_text(text)
         # kwokctl runs the cluster's components through links in <cluster>/bin: re-point them.
         for command in ("kube-apiserver", "kube-controller-manager", "kube-scheduler"):
             link = self.cluster_dir(name) / "bin" / command
             link.unlink(missing_ok=True)
             link.symlink_to(binaries.paths(version=target)[command])
-        self._start(name, timeout=timeout, failure=f"local cluster {name!r} did not come back on {target}")
-        # The simulated kubelets are "upgraded" with the control plane.
-        api = self.core_api(name)
-        for node in api.list_node().items:
-            api.patch_node_status(node.metadata.name, {"status": {"nodeInfo": node_versions(target)}})
+        self.restart_components(name)
+        return True
 
     def _write_config(self, name: str) -> Path:
         log = self.log_file(name)
@@ -327,20 +359,15 @@ class LocalRuntime:
         _kubeconfigs[str(path)] = (stamp, text)
         return text
 
-    @contextmanager
-    def api_client(self, name: str) -> Iterator[k8s.ApiClient]:
-        """A Kubernetes API client for the cluster (cached per kubeconfig, see clusters.kube)."""
-        yield kube.cached_client(self.kubeconfig(name), trusted=True)
-
-    def core_api(self, name: str) -> k8s.CoreV1Api:
-        """A CoreV1 client for the cluster."""
-        return k8s.CoreV1Api(kube.cached_client(self.kubeconfig(name), trusted=True))
+    def client(self, name: str) -> kube.Client:
+        """The gateway's client for the cluster (cached per kubeconfig, see clusters.kube)."""
+        return kube.connect(self.kubeconfig(name), trusted=True)
 
     def is_healthy(self, name: str) -> bool:
-        """Whether the API server answers."""
+        """Whether the API server answers (one attempt: the caller polls)."""
         try:
-            with self.api_client(name) as api:
-                k8s.VersionApi(api).get_code(_request_timeout=5)
+            probe = kube.connect(self.kubeconfig(name), trusted=True, limits=PROBE_LIMITS)
+            kube.server_version(probe.with_retry(kube.NO_RETRY))
             return True
         except Exception:
             return False
@@ -351,7 +378,7 @@ class LocalRuntime:
         last = "API not reachable"
         while time.monotonic() < deadline:
             try:
-                nodes = self.core_api(name).list_node(_request_timeout=5).items
+                nodes = list(kube.list_items(self.client(name).with_retry(kube.NO_RETRY), ("v1", "Node")))
                 ready = [n for n in nodes if is_ready(n)]
                 if len(nodes) == expected_nodes and len(ready) == expected_nodes:
                     return
@@ -363,9 +390,8 @@ class LocalRuntime:
 
     def scale_pool(self, name: str, pool: NodePoolSpec, *, timeout: float = 120) -> None:
         """Make the pool have exactly `pool.count` nodes, and wait until the cluster is Ready."""
-        api = self.core_api(name)
         self.set_pool_nodes(name, pool)
-        total = len(api.list_node().items)
+        total = sum(1 for _ in kube.list_items(self.client(name), ("v1", "Node")))
         self.wait_ready(name, expected_nodes=total, timeout=timeout)
 
     def remove_pool(self, name: str, pool_name: str) -> None:
@@ -374,46 +400,51 @@ class LocalRuntime:
 
     def set_pool_nodes(self, name: str, pool: NodePoolSpec) -> None:
         """Create or delete the pool's nodes so that it has exactly `pool.count` (idempotent)."""
-        api = self.core_api(name)
+        client = self.client(name)
         if pool.count < 0:
             raise LocalClusterError("a pool's node count cannot be negative")
-        existing = sorted(
-            (n.metadata.name for n in api.list_node(label_selector=f"{POOL_LABEL}={pool.name}").items),
-            key=node_index,
-        )
+        pool_nodes = kube.list_items(client, ("v1", "Node"), label_selector=f"{POOL_LABEL}={pool.name}")
+        existing = sorted((n["metadata"]["name"] for n in pool_nodes), key=node_index)
         wanted = [f"{pool.name}-{i}" for i in range(pool.count)]
         missing = [n for n in wanted if n not in existing]
         version = self.running_version(name) if missing else ""
         for node_name in missing:
-            try:
-                api.create_node(node_body(node_name, pool, version))
-            except ApiException as exc:
-                if exc.status != 409:
-                    raise
+            with suppress(kube.AlreadyExists):
+                kube.create(client, node_body(node_name, pool, version))
         for node_name in existing:
             if node_name not in wanted:
-                try:
-                    api.delete_node(node_name)
-                except ApiException as exc:
-                    if exc.status != 404:
-                        raise
+                kube.delete(client, "v1", "Node", node_name, missing_ok=True)
 
-    def ensure_running(self, name: str, *, timeout: float = 120) -> bool:
+    def ensure_running(self, name: str, *, timeout: float = 120, wait: bool = True) -> bool:
         """Bring a stopped cluster back (after a host or worker restart), or its dead components.
-        True if anything was started."""
+        True if anything was started. Without `wait`, the processes are started and the caller
+        polls `settle_components` (the health refresh and the engine never sit through a start)."""
         if name not in self.list_clusters():
             raise LocalClusterError(f"no local cluster named {name!r} on this host")
         if self.is_healthy(name):
             # The API answers, but a component may be down (a killed controller-manager).
             return bool(self.restart_components(name))
-        self._start(
+        if not wait:
+            return bool(self.restart_components(name))
+        self.restart_components(name, wait=f"{int(timeout)}s", timeout=timeout + 60)
+        self._wait_started(
             name, timeout=timeout, failure=f"local cluster {name!r} did not come back after {timeout:.0f} s"
         )
         return True
 
-    def _start(self, name: str, *, timeout: float, failure: str) -> None:
-        """Start a stopped cluster's processes and wait until its API and components answer."""
-        self.restart_components(name, wait=f"{int(timeout)}s", timeout=timeout + 60)
+    def settle_components(self, name: str) -> tuple[list[str], list[str]]:
+        """One look at the components, without waiting: (what is wrong, what was restarted).
+
+        Dead components are started again (kwokctl leaves live ones alone); an empty problem list
+        means every component is alive and healthy."""
+        states = self.component_health(name)
+        problems = [s.problem for s in states if s.problem]
+        if not problems:
+            return [], []
+        return problems, self.restart_components(name)
+
+    def _wait_started(self, name: str, *, timeout: float, failure: str) -> None:
+        """Wait until a cluster that was started answers, and its components are healthy."""
         deadline = time.monotonic() + timeout
         while not self.is_healthy(name):
             if time.monotonic() > deadline:

@@ -21,6 +21,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from clusters.engine.outcome import Outcome
+
+__all__ = [
+    "CredentialField",
+    "Outcome",
+    "ProviderDriver",
+    "ReconcileContext",
+    "Region",
+    "Size",
+]
+
 if TYPE_CHECKING:
     from clusters.models import CloudResource, Cluster, NodePool
 
@@ -56,32 +67,8 @@ class CredentialField:
     multiline: bool = False
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """What a step achieved: done, or not yet (with a message, progress and a wait)."""
-
-    done: bool
-    message: str = ""
-    progress: int | None = None
-    retry_after: float = 0.0
-
-    @classmethod
-    def finished(cls, message: str = "") -> Outcome:
-        return cls(done=True, message=message, progress=100)
-
-    @classmethod
-    def step(cls, message: str, progress: int | None = None) -> Outcome:
-        """A step was taken; call again at once."""
-        return cls(done=False, message=message, progress=progress)
-
-    @classmethod
-    def wait(cls, message: str, seconds: float = 2.0, progress: int | None = None) -> Outcome:
-        """Nothing to do until something at the provider changes; call again after `seconds`."""
-        return cls(done=False, message=message, progress=progress, retry_after=seconds)
-
-
 class ReconcileContext(Protocol):
-    """What the reconcile loop offers a driver while it works on one cluster."""
+    """What the cluster job (clusters.services.lifecycle) offers a driver while it works on one cluster."""
 
     cluster: Cluster
 

@@ -57,6 +57,7 @@ from clusters.providers.clouds import (
     VultrApi,
     firewall_rules,
 )
+from clusters.versions import KubeVersion
 
 if TYPE_CHECKING:
     from clusters.models import CloudResource, NodePool
@@ -260,7 +261,7 @@ class LibcloudDriver(ProviderDriver):
 
     def _upgrade(self, step: _Step) -> Outcome | None:
         """Move the VMs that run another version to the cluster's: the server first, one at a time."""
-        ctx, target = step.ctx, step.ctx.cluster.version.lstrip("v")
+        ctx, target = step.ctx, str(KubeVersion.from_any(step.ctx.cluster.version))
         stale = sorted(
             (
                 r
@@ -379,7 +380,7 @@ class LibcloudDriver(ProviderDriver):
                     data={
                         "role": "server" if want.server else "agent",
                         "index": want.index,
-                        "version": ctx.cluster.version.lstrip("v"),
+                        "version": str(KubeVersion.from_any(ctx.cluster.version)),
                         "nonce": secrets.token_hex(8),
                     },
                 )

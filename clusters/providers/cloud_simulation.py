@@ -34,11 +34,13 @@ def simulate(ctx: ReconcileContext, api: CloudApi, vms: Sequence[CloudResource])
         if plane.state != ResourceState.CREATED or not on_host:
             if on_host:
                 runtime.delete(name)  # half-made by an interrupted worker
-            runtime.start_control_plane(name, ctx.cluster.version)
+            runtime.start_control_plane(name, ctx.cluster.version, wait=False)
             ctx.resource_created(plane, name)
             ctx.event("Simulation: local control plane started in place of k3s on the VMs")
-            return Outcome.step("Local control plane started (simulation)", progress=45)
-        runtime.ensure_running(name)
+            return Outcome.wait("Local control plane starting (simulation)", 1.0, progress=45)
+        problems, _ = runtime.settle_components(name)
+        if problems:
+            return Outcome.wait(f"Waiting for the local control plane: {problems[0][:150]}", 1.0, progress=45)
         sizes = {s.id: s for s in api.sizes()}
         for pool in ctx.pools():
             size = sizes.get(pool.size)
@@ -69,8 +71,15 @@ def simulate_upgrade(ctx: ReconcileContext, stale: Sequence[CloudResource], targ
     from clusters.local.errors import BinariesMissing, LocalClusterError
     from clusters.local.runtime import LocalRuntime
 
+    runtime = LocalRuntime()
+    name = ctx.cluster.external_name
     try:
-        LocalRuntime().upgrade(ctx.cluster.external_name, target)
+        if runtime.switch_version(name, target):
+            return Outcome.wait(f"Local control plane restarting on {target} (simulation)", 1.0, progress=55)
+        problems, _ = runtime.settle_components(name)
+        if problems:
+            return Outcome.wait(f"Waiting for the local control plane: {problems[0][:150]}", 1.0, progress=55)
+        runtime.sync_node_versions(name, target)
     except LocalClusterError as exc:
         raise ProviderError(str(exc), retryable=not isinstance(exc, BinariesMissing)) from exc
     for record in stale:

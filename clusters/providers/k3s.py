@@ -39,6 +39,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from clusters.exceptions import ProviderError
+from clusters.versions import InvalidVersion, KubeVersion
 
 # Kubernetes versions offered on cloud VMs, newest first, and the k3s release of each. Keep in
 # step with the k3s releases published on its stable channel.
@@ -67,7 +68,10 @@ TOKEN_KEY = "k3s-token"
 
 def release(version: str) -> str:
     """The k3s release of a Kubernetes version Flotilla offers on cloud VMs."""
-    found = K3S_RELEASES.get(version.lstrip("v"))
+    try:
+        found = K3S_RELEASES.get(str(KubeVersion.from_any(version)))
+    except InvalidVersion:
+        found = None
     if found is None:
         offered = ", ".join(K3S_RELEASES)
         raise ProviderError(

@@ -15,12 +15,9 @@ agent) and the records are the driver's business (`clusters.providers.cloud`).
 from __future__ import annotations
 
 import hashlib
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
-
-import urllib3
-from kubernetes import client as k8s
-from kubernetes.client.exceptions import ApiException
 
 from clusters import kube, versions
 from clusters.exceptions import ProviderError
@@ -49,7 +46,7 @@ class NodeUpgrade:
 
 def check_upgrade_path(running: set[str], target: str) -> None:
     """k3s (like Kubernetes) moves one minor version at a time, and never back."""
-    for version in sorted(running, key=versions.version_key):
+    for version in sorted(running, key=versions.KubeVersion.from_any):
         problem = versions.upgrade_problem(version, target)
         if problem == versions.UpgradeProblem.DOWNGRADE:
             raise ProviderError(
@@ -129,77 +126,51 @@ def advance(
     """
     version = kube.plain_version(release)
     name = job_name(node, version)
-    server = kube.server_of(kubeconfig)
-    with kube.api_client(kubeconfig) as api:
-        core, batch = k8s.CoreV1Api(api), k8s.BatchV1Api(api)
-        try:
-            found = core.read_node(node, _request_timeout=kube.REQUEST_TIMEOUT)
-            info = kube.node_info(found)
-            if info.ready and kube.plain_version(info.kubelet_version) == version:
-                _delete_job(batch, name)
-                return NodeUpgrade(True, f"Node {node} runs k3s {release}")
-            job = _read_job(batch, name)
-            if job is None:
-                manifest = job_manifest(
-                    node, mode=mode, release=release, install_url=install_url, image=image
-                )
-                try:
-                    batch.create_namespaced_job(NAMESPACE, manifest, _request_timeout=kube.REQUEST_TIMEOUT)
-                except ApiException as exc:
-                    if exc.status != 409:  # made by an earlier call whose answer was lost
-                        raise
-                return NodeUpgrade(False, upgrading(node, release))
-            failed = next(
-                (c for c in job.status.conditions or [] if c.type == "Failed" and c.status == "True"), None
-            )
-            if failed is not None:
-                log = _last_log(core, name)
-                # Gone, so that a retry of the operation starts a fresh Job.
-                _delete_job(batch, name)
-                raise UpgradeFailed(
-                    f"The upgrade of node {node} to k3s {release} failed "
-                    f"({failed.reason}: {failed.message})" + (f". Its last output: {log}" if log else ".")
-                )
-        except ApiException as exc:
-            if exc.status == 404:
-                raise UpgradeFailed(f"Node {node} is not in the cluster; it cannot be upgraded.") from exc
-            raise kube.explain(exc, server) from exc
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise kube.explain(exc, server) from exc
+    client = kube.connect(kubeconfig)
+    try:
+        found = kube.get(client, "v1", "Node", node)
+    except kube.NotFound as exc:
+        raise UpgradeFailed(f"Node {node} is not in the cluster; it cannot be upgraded.") from exc
+    info = kube.node_info(found)
+    if info.ready and kube.plain_version(info.kubelet_version) == version:
+        kube.delete(client, "batch/v1", "Job", name, NAMESPACE, missing_ok=True)
+        return NodeUpgrade(True, f"Node {node} runs k3s {release}")
+    job = _read_job(client, name)
+    if job is None:
+        manifest = job_manifest(node, mode=mode, release=release, install_url=install_url, image=image)
+        with suppress(kube.AlreadyExists):  # made by an earlier call whose answer was lost
+            kube.create(client, manifest)
+        return NodeUpgrade(False, upgrading(node, release))
+    conditions = (job.get("status") or {}).get("conditions") or []
+    failed = next((c for c in conditions if c.get("type") == "Failed" and c.get("status") == "True"), None)
+    if failed is not None:
+        log = _last_log(client, name)
+        # Gone, so that a retry of the operation starts a fresh Job.
+        kube.delete(client, "batch/v1", "Job", name, NAMESPACE, missing_ok=True)
+        raise UpgradeFailed(
+            f"The upgrade of node {node} to k3s {release} failed "
+            f"({failed.get('reason')}: {failed.get('message')})"
+            + (f". Its last output: {log}" if log else ".")
+        )
     return NodeUpgrade(False, upgrading(node, release))
 
 
-def _last_log(core: k8s.CoreV1Api, job: str, lines: int = 5) -> str:
+def _last_log(client: kube.Client, job: str, lines: int = 5) -> str:
     """The end of the log of the Job's newest pod ('' when there is none to read)."""
-    pods = core.list_namespaced_pod(
-        NAMESPACE, label_selector=f"job-name={job}", _request_timeout=kube.REQUEST_TIMEOUT
-    ).items
+    pods = list(kube.list_items(client, ("v1", "Pod"), namespace=NAMESPACE, label_selector=f"job-name={job}"))
     if not pods:
         return ""
-    newest = max(pods, key=lambda p: p.metadata.creation_timestamp)
+    newest = max(pods, key=lambda p: str((p.get("metadata") or {}).get("creationTimestamp") or ""))
     try:
-        text = core.read_namespaced_pod_log(
-            newest.metadata.name, NAMESPACE, tail_lines=lines, _request_timeout=kube.REQUEST_TIMEOUT
-        )
-    except ApiException:
+        pod = newest["metadata"]["name"]
+        text = list(kube.logs(client, pod, NAMESPACE, tail_lines=lines, max_bytes=64 * 1024))
+    except kube.KubeError:
         return ""
-    return " | ".join(line.strip() for line in str(text).splitlines() if line.strip())[-500:]
+    return " | ".join(line.strip() for line in text if line.strip())[-500:]
 
 
-def _read_job(batch: k8s.BatchV1Api, name: str) -> Any:
+def _read_job(client: kube.Client, name: str) -> dict[str, Any] | None:
     try:
-        return batch.read_namespaced_job(name, NAMESPACE, _request_timeout=kube.REQUEST_TIMEOUT)
-    except ApiException as exc:
-        if exc.status == 404:
-            return None
-        raise
-
-
-def _delete_job(batch: k8s.BatchV1Api, name: str) -> None:
-    try:
-        batch.delete_namespaced_job(
-            name, NAMESPACE, propagation_policy="Background", _request_timeout=kube.REQUEST_TIMEOUT
-        )
-    except ApiException as exc:
-        if exc.status != 404:
-            raise
+        return kube.get(client, "batch/v1", "Job", name, NAMESPACE)
+    except kube.NotFound:
+        return None

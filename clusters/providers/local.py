@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from clusters import versions
 from clusters.choices import EventLevel
 from clusters.exceptions import ProviderError
 from clusters.local import binaries
@@ -88,9 +89,11 @@ class LocalDriver(ProviderDriver):
 
     def versions(self) -> list[str]:
         found = binaries.available_k8s_versions()
-        return sorted(found, key=lambda v: tuple(int(p) for p in v.split(".")), reverse=True)
+        return versions.newest_first(found)
 
     def reconcile(self, ctx: ReconcileContext) -> Outcome:
+        # Never blocks through a start: kwokctl starts the processes (seconds), then each pass
+        # looks at the components once and, until they are all healthy, asks to be called again.
         cluster = ctx.cluster
         name = cluster.external_name
         try:
@@ -101,24 +104,27 @@ class LocalDriver(ProviderDriver):
                     # Left half-made by a worker that died during creation: start again.
                     ctx.event("Removing a half-created control plane left by an interrupted worker")
                     self.runtime.delete(name)
-                restarted = self.runtime.start_control_plane(name, cluster.version)
+                self.runtime.start_control_plane(name, cluster.version, wait=False)
                 ctx.resource_created(plane, name)
-                for action in restarted:
-                    ctx.event(f"Control plane: {action}", level=EventLevel.WARNING)
                 ctx.store_kubeconfig(self.runtime.kubeconfig(name))
-                return Outcome.step(f"Control plane of Kubernetes {cluster.version} is up", progress=40)
-            # A component that died while the API answers is named; a whole stopped plane is not.
-            for action in self.runtime.restart_components(name) if self.runtime.is_healthy(name) else []:
+                return Outcome.wait(
+                    f"Control plane of Kubernetes {cluster.version} is starting", 1.0, progress=30
+                )
+            problems, actions = self.runtime.settle_components(name)
+            for action in actions:
                 ctx.event(f"Control plane: {action}", level=EventLevel.WARNING)
-            if self.runtime.ensure_running(name):
-                ctx.event("Control plane was stopped (host or worker restart); started it again")
+            if problems:
+                # A whole plane that stopped (host or worker restart) or one dead component: started
+                # again above; the step timeout bounds how long this may take.
+                return Outcome.wait(f"Waiting for the control plane: {problems[0][:150]}", 1.0, progress=35)
             ctx.store_kubeconfig(self.runtime.kubeconfig(name))
             running = self.runtime.running_version(name)
-            if running != cluster.version.lstrip("v"):
-                self.runtime.upgrade(name, cluster.version)
-                return Outcome.step(
-                    f"Control plane upgraded from {running} to {cluster.version}", progress=60
+            if versions.KubeVersion.from_any(running) != versions.KubeVersion.from_any(cluster.version):
+                self.runtime.switch_version(name, cluster.version)
+                return Outcome.wait(
+                    f"Control plane restarting on {cluster.version} (was {running})", 1.0, progress=50
                 )
+            self.runtime.sync_node_versions(name, cluster.version)
             for pool in ctx.pools():
                 self.runtime.set_pool_nodes(name, pool_spec(pool, count=0 if pool.removing else None))
         except LocalClusterError as exc:
@@ -126,11 +132,12 @@ class LocalDriver(ProviderDriver):
         return Outcome.finished("Nodes requested")
 
     def recover(self, cluster: Cluster) -> bool:
-        """Restart a local control plane that is down (the host or the worker restarted)."""
+        """Start a local control plane that is down (the host or the worker restarted); the next
+        health refresh sees it answer (no worker waits through the start)."""
         if cluster.external_name not in self.runtime.list_clusters():
             return False
         try:
-            return self.runtime.ensure_running(cluster.external_name)
+            return self.runtime.ensure_running(cluster.external_name, wait=False)
         except LocalClusterError as exc:
             raise _provider_error(exc) from exc
 

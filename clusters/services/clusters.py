@@ -1,4 +1,4 @@
-"""Cluster writes: each changes the desired spec, records an operation and queues the reconcile loop.
+"""Cluster writes: each changes the desired spec and records an operation for the engine to run.
 
 Every function takes the acting member, checks the permission matrix, runs in one transaction
 (the org row is locked while quotas are checked), audits, and enqueues after commit.
@@ -13,30 +13,28 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q, Sum
-from django.utils import timezone
 
 from clusters import kube
 from clusters.choices import (
     ACTIVE_OPERATION_STATUSES,
     ClusterStatus,
-    EventLevel,
     OperationKind,
     OperationStatus,
     ProviderKind,
 )
+from clusters.engine import runner
+from clusters.engine.jobs import job_for
 from clusters.exceptions import OperationInProgress
 from clusters.models import Cluster, ClusterEvent, NodePool, Operation, ProviderAccount
 from clusters.permissions import Action, can, require
 from clusters.providers.registry import driver_for
 from clusters.services import specs
 from clusters.services.events import cluster_changed
-from config.tasks import enqueue
 from orgs.actors import Actor
 from orgs.exceptions import Conflict, InvalidTransition, QuotaExceeded, ValidationFailed
 from orgs.models import Organization
 from orgs.services.audit import record_action
 
-RUN_OPERATION = "clusters.tasks.run_operation"
 # An import that cannot reach its cluster says so after a few tries (2 s, 4 s apart), not minutes.
 IMPORT_ATTEMPTS = 3
 
@@ -115,10 +113,12 @@ def _start_operation(
     idempotency_key: str = "",
     max_attempts: int | None = None,
 ) -> Operation:
-    """Record the operation and queue the task after commit. Call inside the write's transaction."""
+    """Record the operation and hand it to the engine (queued after commit). Call inside the
+    write's transaction. Operations being cancelled (a deletion superseding them) do not block:
+    the engine starts the new one once they have stopped."""
     busy = (
         Operation.objects.select_for_update()
-        .filter(cluster=cluster, status__in=ACTIVE_OPERATION_STATUSES)
+        .filter(cluster=cluster, status__in=ACTIVE_OPERATION_STATUSES, cancel_requested=False)
         .order_by("id")
         .first()
     )
@@ -129,6 +129,8 @@ def _start_operation(
         )
     operation = Operation.objects.create(
         cluster=cluster,
+        subject_type="cluster",
+        subject_id=cluster.pk,
         kind=kind,
         params=params,
         requested_by=actor.label[:254],
@@ -142,7 +144,7 @@ def _start_operation(
         message=f"{operation.get_kind_display()} requested by {actor.label}",
     )
     schema = actor.org.schema_name if actor.org is not None else ""
-    enqueue(RUN_OPERATION, schema_name=schema, operation_id=operation.pk)
+    runner.submit(operation)
     cluster_changed(schema, cluster)
     return operation
 
@@ -425,38 +427,13 @@ def delete_cluster(actor: Actor, cluster: Cluster) -> Operation:
 
 
 def _cancel(operation: Operation, *, reason: str) -> None:
-    """Cancel a queued operation now; ask a running one to stop at its next step."""
-    if operation.status == OperationStatus.QUEUED:
-        operation.transition_to(OperationStatus.CANCELLED)
-        operation.finished_at = timezone.now()
-        operation.step = "Cancelled"
-        operation.error = reason
-        operation.save(update_fields=["status", "finished_at", "step", "error"])
-    else:
-        operation.cancel_requested = True
-        operation.error = reason
-        operation.save(update_fields=["cancel_requested", "error"])
-    ClusterEvent.objects.create(
-        cluster_id=operation.cluster_id,
-        operation=operation,
-        level=EventLevel.WARNING,
-        message=f"Cancelled: {reason}",
-    )
-
-
-# Cancelling or retrying an operation decides whether its change happens, so it needs the
-# permission of the change itself: a member who may not delete a cluster may neither stop an
-# admin's deletion nor start one again.
-_OPERATION_ACTIONS: dict[str, Action] = {
-    OperationKind.CREATE: Action.CLUSTER_CREATE,
-    OperationKind.IMPORT: Action.CLUSTER_CREATE,
-    OperationKind.DELETE: Action.CLUSTER_DELETE,
-}
+    """Cancel a queued (or waiting) operation now; ask a running one to stop at its next step."""
+    runner.request_cancel(operation, reason=reason)
 
 
 def operation_action(operation: Operation) -> Action:
-    """The permission that cancelling or retrying this operation needs (that of its kind)."""
-    return _OPERATION_ACTIONS.get(operation.kind, Action.CLUSTER_UPDATE)
+    """The permission that cancelling or retrying this operation needs (its job says: that of its kind)."""
+    return Action(job_for(operation.kind).permission(operation))
 
 
 def can_act_on_operation(actor: Actor, operation: Operation) -> bool:
@@ -474,10 +451,6 @@ def cancel_operation(actor: Actor, operation: Operation) -> Operation:
             raise InvalidTransition(f"Operation #{operation.pk} has already {operation.status}.")
         _cancel(operation, reason=f"cancelled by {actor.label}")
         record_action(actor, "operation.cancelled", obj=operation, after={"cluster": operation.cluster.name})
-        if operation.status == OperationStatus.CANCELLED:
-            from clusters.services.reconcile import settle_cancelled
-
-            settle_cancelled(operation)
         cluster_changed(actor.org.schema_name if actor.org else "", operation.cluster)
     return operation
 
@@ -499,20 +472,13 @@ def retry_operation(actor: Actor, operation: Operation) -> Operation:
             raise Conflict(f"A newer operation ran on {operation.cluster.name}; start a new one instead.")
         if operation.cluster.operations.filter(status__in=ACTIVE_OPERATION_STATUSES).exists():
             raise OperationInProgress(f"Another operation is active on {operation.cluster.name}.")
-        operation.status = OperationStatus.QUEUED
-        operation.attempts = 0
-        operation.error = ""
-        operation.cancel_requested = False
-        operation.finished_at = None
-        operation.next_attempt_at = timezone.now()
-        operation.step = "Queued for retry"
-        operation.save()
+        if not runner.retry(operation, reason=f"retry requested by {actor.label}"):
+            raise Conflict(f"Operation #{operation.pk} changed meanwhile; reload and try again.")
         ClusterEvent.objects.create(
             cluster=operation.cluster, operation=operation, message=f"Retry requested by {actor.label}"
         )
         record_action(actor, "operation.retried", obj=operation, after={"cluster": operation.cluster.name})
         schema = actor.org.schema_name if actor.org else ""
-        enqueue(RUN_OPERATION, schema_name=schema, operation_id=operation.pk)
         cluster_changed(schema, operation.cluster)
     return operation
 

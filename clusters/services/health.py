@@ -27,6 +27,7 @@ from clusters.providers.base import Outcome
 from clusters.providers.local import ComponentsReport, LocalDriver
 from clusters.providers.registry import driver_for
 from clusters.services.events import cluster_changed
+from clusters.versions import KubeVersion
 from config.tasks import enqueue
 from orgs.exceptions import FlotillaError
 from orgs.models import Organization
@@ -46,7 +47,7 @@ def converged(cluster: Cluster, *, managed: bool, trusted: bool = False) -> Outc
     wanted = sum(p.count for p in pools if not p.removing)
     ready = sum(min(observation.ready_in_pool(p.name), p.count) for p in pools if not p.removing)
     extra = sum(max(0, observation.in_pool(p.name) - (0 if p.removing else p.count)) for p in pools)
-    if observation.version != cluster.version.lstrip("v"):
+    if KubeVersion.from_any(observation.version) != KubeVersion.from_any(cluster.version):
         return Outcome.wait(f"API server reports {observation.version}, waiting for {cluster.version}", 1.0)
     if ready < wanted or extra:
         message = f"{ready}/{wanted} nodes Ready" + (f", {extra} to remove" if extra else "")
@@ -140,12 +141,14 @@ def refresh_cluster_health(cluster_id: int) -> str:
         except kube.KubeError:
             if not driver.recover(cluster):
                 raise
+            # The provider started it again; the next refresh (a minute later, or sooner when
+            # asked) finds it answering. No worker waits through the start.
             ClusterEvent.objects.create(
                 cluster=cluster,
                 level=EventLevel.WARNING,
-                message="API was down; the provider brought it back",
+                message="API was down; the provider is starting its control plane again",
             )
-            observation = kube.observe(cluster.kubeconfig_text(), trusted=driver.trusted_api)
+            raise kube.KubeError("The API was down; its control plane is starting again.") from None
         api_ok = True
         sync_nodes(cluster, observation)
         not_ready = [n.name for n in observation.nodes if not n.ready]

@@ -9,13 +9,17 @@ from typing import Any
 from clusters import versions
 from clusters.exceptions import ProviderError
 from clusters.providers.base import ProviderDriver
+from clusters.versions import KubeVersion
 from orgs.exceptions import ValidationFailed
 
 CLUSTER_NAME_RE = re.compile(r"^[a-z]([a-z0-9-]{0,38}[a-z0-9])?$")
 POOL_NAME_RE = re.compile(r"^[a-z]([a-z0-9-]{0,28}[a-z0-9])?$")
 _LABEL_NAME = r"[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?"
-LABEL_KEY_RE = re.compile(rf"^([a-z0-9]([a-z0-9.-]{{0,251}}[a-z0-9])?/)?{_LABEL_NAME}$")
-LABEL_VALUE_RE = re.compile(rf"^({_LABEL_NAME})?$")
+# \Z, not $: "$" also matches before a trailing newline.
+# A key's prefix is a DNS subdomain (RFC 1123, at most 253 characters), as Kubernetes checks it.
+_DNS_SUBDOMAIN = r"(?=[a-z0-9.-]{1,253}/)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+LABEL_KEY_RE = re.compile(rf"^({_DNS_SUBDOMAIN}/)?{_LABEL_NAME}\Z")
+LABEL_VALUE_RE = re.compile(rf"^({_LABEL_NAME})?\Z")
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 MAX_POOL_NODES = 100
 MAX_POOLS = 10
@@ -55,6 +59,17 @@ def check_count(value: Any, field_name: str, *, minimum: int = 1) -> int:
     return count
 
 
+# The rules of Kubernetes label keys and values, as field errors say them.
+KEY_RULE = (
+    "an optional DNS-name prefix and '/', then at most 63 letters, digits, '-', '_' or '.', "
+    "beginning and ending with a letter or digit"
+)
+VALUE_RULE = (
+    "at most 63 letters, digits, '-', '_' or '.', beginning and ending with a letter or digit, or empty"
+)
+RESERVED_PREFIX = "flotilla.io/"
+
+
 def check_labels(labels: Any, field_name: str) -> dict[str, str]:
     """Kubernetes label keys and values."""
     if labels in (None, ""):
@@ -62,31 +77,88 @@ def check_labels(labels: Any, field_name: str) -> dict[str, str]:
     if not isinstance(labels, dict):
         raise ValidationFailed.for_field(field_name, "Give labels as a mapping of key to value.")
     for key, value in labels.items():
-        if not isinstance(key, str) or not LABEL_KEY_RE.match(key) or key.startswith("flotilla.io/"):
-            raise ValidationFailed.for_field(field_name, f"{key!r} is not a label key you can set.")
+        if not isinstance(key, str) or not LABEL_KEY_RE.match(key):
+            raise ValidationFailed.for_field(
+                field_name, f"{key!r} is not a label key you can set: {KEY_RULE}."
+            )
+        if key.startswith(RESERVED_PREFIX):
+            raise ValidationFailed.for_field(
+                field_name, f"{key!r} is not a label key you can set: {RESERVED_PREFIX} keys are Flotilla's."
+            )
         if not isinstance(value, str) or not LABEL_VALUE_RE.match(value):
-            raise ValidationFailed.for_field(field_name, f"{value!r} is not a valid label value (for {key}).")
+            raise ValidationFailed.for_field(
+                field_name, f"{value!r} is not a valid label value (for {key}): {VALUE_RULE}."
+            )
     return {str(k): str(v) for k, v in labels.items()}
 
 
 def check_taints(taints: Any, field_name: str) -> list[dict[str, str]]:
-    """Taints as {key, value, effect}."""
+    """Taints as {key, value, effect}; one taint per key and effect, as Kubernetes requires."""
     if taints in (None, ""):
         return []
     if not isinstance(taints, list):
         raise ValidationFailed.for_field(field_name, "Give taints as a list of {key, value, effect}.")
-    result = []
+    result: list[dict[str, str]] = []
     for taint in taints:
-        if not isinstance(taint, dict) or not LABEL_KEY_RE.match(str(taint.get("key", ""))):
-            raise ValidationFailed.for_field(field_name, f"{taint!r} needs a valid key.")
+        if not isinstance(taint, dict):
+            raise ValidationFailed.for_field(field_name, f"{taint!r} is not a {{key, value, effect}} taint.")
+        key = str(taint.get("key", ""))
+        if not LABEL_KEY_RE.match(key):
+            raise ValidationFailed.for_field(field_name, f"{key!r} is not a valid taint key: {KEY_RULE}.")
         value = str(taint.get("value", "") or "")
         effect = str(taint.get("effect", "NoSchedule") or "NoSchedule")
         if not LABEL_VALUE_RE.match(value):
-            raise ValidationFailed.for_field(field_name, f"{value!r} is not a valid taint value.")
+            raise ValidationFailed.for_field(
+                field_name, f"{value!r} is not a valid taint value (for {key}): {VALUE_RULE}."
+            )
         if effect not in TAINT_EFFECTS:
-            raise ValidationFailed.for_field(field_name, f"Effect must be one of {', '.join(TAINT_EFFECTS)}.")
-        result.append({"key": str(taint["key"]), "value": value, "effect": effect})
+            raise ValidationFailed.for_field(
+                field_name, f"{effect!r}: the effect must be one of {', '.join(TAINT_EFFECTS)}."
+            )
+        if any(t["key"] == key and t["effect"] == effect for t in result):
+            raise ValidationFailed.for_field(field_name, f"The taint {key}:{effect} is given twice.")
+        result.append({"key": key, "value": value, "effect": effect})
     return result
+
+
+# The label syntax of the portal's fields and the CLI's --pool (docs/pool-labels.md): items separated
+# by "," or ";". The CLI parses the same grammar in cli/labels.py; tests/cli/test_label_syntax.py
+# holds the two to the same answers for every input.
+_ITEM_SEPARATORS = re.compile(r"[,;]")
+
+
+def _items(text: str) -> list[str]:
+    return [item.strip() for item in _ITEM_SEPARATORS.split(text) if item.strip()]
+
+
+def parse_labels(text: str, field_name: str) -> dict[str, str]:
+    """`tier=web, team=shop` as checked labels; a bad one is a ValidationFailed for `field_name`."""
+    labels: dict[str, str] = {}
+    for item in _items(text):
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValidationFailed.for_field(field_name, f"{item!r}: write each label as key=value.")
+        if key in labels:
+            raise ValidationFailed.for_field(field_name, f"The label {key} is given twice.")
+        labels[key] = value.strip()
+    return check_labels(labels, field_name)
+
+
+def parse_taints(text: str, field_name: str) -> list[dict[str, str]]:
+    """`gpu=true:NoSchedule, dedicated:NoExecute` as checked taints (the effect defaults to NoSchedule)."""
+    taints: list[dict[str, str]] = []
+    for item in _items(text):
+        head, sep, effect = item.rpartition(":")
+        if not sep:
+            head, effect = item, "NoSchedule"
+        key, _, value = head.partition("=")
+        if not key.strip() or not effect.strip():
+            raise ValidationFailed.for_field(
+                field_name, f"{item!r}: write each taint as key[=value][:Effect]."
+            )
+        taints.append({"key": key.strip(), "value": value.strip(), "effect": effect.strip()})
+    return check_taints(taints, field_name)
 
 
 def check_pool(raw: Any, index: int, *, size_ids: set[str] | None) -> PoolInput:
@@ -146,13 +218,18 @@ def size_ids(driver: ProviderDriver, region: str) -> set[str]:
 
 def check_version(driver: ProviderDriver, version: str | None) -> str:
     """A version the provider can run (its newest when none is asked for)."""
-    versions = driver.versions()
-    if not versions:
+    offered = driver.versions()
+    if not offered:
         raise ValidationFailed.for_field("version", "This provider has no Kubernetes versions available.")
-    wanted = (version or "").strip().lstrip("v") or versions[0]
-    if wanted not in versions:
-        raise ValidationFailed.for_field("version", f"Choose one of: {', '.join(versions)}.")
-    return wanted
+    if not (version or "").strip():
+        return offered[0]
+    try:
+        wanted = KubeVersion.parse(version or "")
+    except versions.InvalidVersion as exc:
+        raise ValidationFailed.for_field("version", f"{exc} Choose one of: {', '.join(offered)}.") from exc
+    if wanted not in {KubeVersion.from_any(v) for v in offered}:
+        raise ValidationFailed.for_field("version", f"Choose one of: {', '.join(offered)}.")
+    return str(wanted)
 
 
 def check_upgrade(current: str, target: str) -> str:

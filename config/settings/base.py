@@ -26,6 +26,7 @@ SHARED_APPS = [
     "daphne",
     "orgs",
     "orgs.audit",
+    "clusters.engine",
     "django.contrib.contenttypes",
     "django.contrib.auth",
     "django.contrib.sessions",
@@ -37,6 +38,8 @@ SHARED_APPS = [
     "django_q",
     "channels",
     "channels_postgres",
+    # The staff directory: public-schema entries of every org's clusters and operations.
+    "clusters.directory",
 ]
 TENANT_APPS = [
     "django.contrib.contenttypes",
@@ -162,7 +165,11 @@ if REDIS_URL:
 else:
     Q_CLUSTER["orm"] = "default"
 
-# --- The clusters reconcile loop (clusters.services.reconcile) -----------------------------
+# --- The operations engine (clusters.engine) ------------------------------------------------
+# Seconds between two passes of the worker's dispatch loop (queues operations that are due).
+FLOTILLA_DISPATCH_INTERVAL = float(env_str("FLOTILLA_DISPATCH_INTERVAL", "0.5"))
+# A task queued this long ago for an operation that no worker took is presumed lost and resent.
+FLOTILLA_DISPATCH_LOST_SECONDS = env_int("FLOTILLA_DISPATCH_LOST_SECONDS", Q_CLUSTER["retry"])
 # A running operation whose heartbeat is older than this is presumed dead and handed over.
 FLOTILLA_OPERATION_STALE_SECONDS = env_int("FLOTILLA_OPERATION_STALE_SECONDS", 60)
 # One task works on an operation at most this long, then queues a fresh task (frees the slot).

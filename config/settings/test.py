@@ -38,3 +38,5 @@ DATABASES["default"]["TEST"] = {  # noqa: F405
 # Query-budget tests list six (never started) local clusters of one org; the per-org share of
 # the host is tested with its own value (tests/clusters/test_local_share.py).
 FLOTILLA_LOCAL_MAX_CLUSTERS_PER_ORG = 10
+# The engine's scripted job kind (tests/engine_support), for the tests and the workers they start.
+INSTALLED_APPS = [*INSTALLED_APPS, "tests.engine_support"]  # noqa: F405

@@ -30,7 +30,7 @@ pytestmark = [pytest.mark.live, pytest.mark.kube, pytest.mark.usefixtures("drop_
 WAIT_TIMEOUT = "240"
 
 
-_VERSIONS = sorted(binaries.available_k8s_versions(), key=lambda v: tuple(int(p) for p in v.split(".")))
+_VERSIONS = binaries.available_k8s_versions()[::-1]  # oldest first
 OLDEST, NEWEST = (_VERSIONS[0], _VERSIONS[-1]) if _VERSIONS else ("", "")
 
 

@@ -172,7 +172,7 @@ def assert_error(result: Result, exit_code: int, message: str) -> None:
 
 def test_parse_pool_with_labels_and_taints() -> None:
     pool = parse_pool(
-        "name=gpu,size=large,count=3,labels=accel:yes;tier=batch,taints=gpu=true:NoSchedule;dedicated:NoExecute"
+        "name=gpu,size=large,count=3,labels=accel=yes;tier=batch,taints=gpu=true:NoSchedule;dedicated:NoExecute"
     )
 
     assert pool == {
@@ -195,6 +195,17 @@ def test_parse_pool_with_labels_and_taints() -> None:
     assert parse_pool("name=a,size=s,count=1,taints=example.com/k=v")["taints"] == [
         {"key": "example.com/k", "value": "v", "effect": "NoSchedule"}
     ]
+    # Commas inside labels and taints, as the portal writes them.
+    assert parse_pool("name=a,labels=tier=web, team=shop,size=s,count=1,taints=a:NoExecute,b=c") == {
+        "name": "a",
+        "size": "s",
+        "count": 1,
+        "labels": {"tier": "web", "team": "shop"},
+        "taints": [
+            {"key": "a", "value": "", "effect": "NoExecute"},
+            {"key": "b", "value": "c", "effect": "NoSchedule"},
+        ],
+    }
 
 
 @pytest.mark.parametrize(
@@ -206,7 +217,11 @@ def test_parse_pool_with_labels_and_taints() -> None:
         ("name=web,size=small,count=-1", "count must be a whole number"),
         ("name=web,size=small,count=1,colour=red", "unknown key 'colour'"),
         ("name=web,name=api,size=small,count=1", "name is given twice"),
-        ("name=web,size=small,count=1,labels=novalue", "label 'novalue' is not key:value"),
+        ("name=web,size=small,count=1,labels=novalue", "labels: 'novalue': write each label as key=value"),
+        # The portal's syntax only: "key:value" was the CLI's own.
+        ("name=web,size=small,count=1,labels=tier:web", "labels: 'tier:web': write each label as key=value"),
+        ("name=web,size=small,count=1,labels=Tier_=x", "labels: 'Tier_' is not a label key you can set"),
+        ("name=web,size=small,count=1,taints=gpu=true:", "taints: 'gpu=true:': write each taint as"),
         ("name=web,size=small,count=1,taints=k=v:Sometimes", "the effect must be one of"),
         ("name=web,small,count=1", "'small' is not key=value"),
     ],
@@ -233,7 +248,7 @@ def test_create_sends_pools_provider_and_idempotency_key(run: Callable[..., Resu
 
     result = run(
         "clusters", "create", "demo",
-        "--pool", "name=web,size=small,count=2,labels=tier:web",
+        "--pool", "name=web,size=small,count=2,labels=tier=web",
         "--pool", "name=gpu,size=large,count=1,taints=gpu=true:NoSchedule",
         "--provider", "aws-prod", "--region", "eu-west-1", "--version", "1.31.0",
         "--idempotency-key", "ci-run-42",

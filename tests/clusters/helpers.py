@@ -12,10 +12,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from django.utils import timezone
 from django_tenants.utils import schema_context
 
+from clusters.engine import runner
 from clusters.models import Cluster, Operation
-from clusters.services import reconcile
 from clusters.services.providers import ensure_local_provider
 from orgs.actors import Actor
 from orgs.models import Organization
@@ -32,11 +33,20 @@ def local_pools(*counts: int, size: str = "small") -> list[dict[str, Any]]:
     return [{"name": f"p{i}", "size": size, "count": n} for i, n in enumerate(counts)]
 
 
-def run(org: Organization, operation: Operation) -> Operation:
-    """Run an operation to its end in this process (what the worker does), inside the org's schema."""
+def run(org: Organization, operation: Operation, *, passes: int = 500) -> Operation:
+    """Run an operation to its end in this process, inside the org's schema: what the workers and
+    the dispatcher do between them (a pass, then, when it waits, another pass once it is due)."""
     with schema_context(org.schema_name):
-        reconcile.run_operation(operation.pk)
-        return Operation.objects.get(pk=operation.pk)
+        for _ in range(passes):
+            runner.run_operation(operation.pk)
+            current = Operation.objects.get(pk=operation.pk)
+            if not current.is_active:
+                return current
+            if current.status == "queued":
+                time.sleep(max(0.0, (current.next_attempt_at - timezone.now()).total_seconds()))
+            else:
+                time.sleep(0.05)  # another process holds it (a superseded change finishing its step)
+        raise AssertionError(f"operation #{operation.pk} still {current.status} after {passes} passes")
 
 
 def local_provider(org: Organization) -> Any:
@@ -52,8 +62,8 @@ def reload(org: Organization, cluster: Cluster) -> Cluster:
 
 
 class KillableWorker:
-    """A django-q2 worker (`manage.py qcluster`) in its own process group, so a test can kill
-    the whole of it at once (SIGKILL: no clean-up, as when a host or container dies)."""
+    """A worker (`manage.py worker`: django-q2 and the dispatch loop) in its own process group,
+    so a test can kill the whole of it at once (SIGKILL: no clean-up, as when a host or container dies)."""
 
     def __init__(self, log: Path, **env: str) -> None:
         from tests.live import ROOT, process_env
@@ -61,7 +71,7 @@ class KillableWorker:
         self.log = log
         self._fh = log.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "manage.py", "qcluster"],
+            [sys.executable, "manage.py", "worker"],
             cwd=ROOT,
             env=process_env(**env),
             stdout=self._fh,

@@ -12,10 +12,10 @@ from django.test import override_settings
 from django_tenants.utils import schema_context
 
 from clusters.choices import ClusterStatus, OperationStatus, ResourceState
+from clusters.engine.sweeper import sweep as sweep_operations
 from clusters.local.runtime import LocalRuntime
 from clusters.models import CloudResource, Cluster, Node, Operation
 from clusters.services import clusters as cluster_services
-from clusters.services.reconcile import sweep_operations
 from orgs.models import Organization
 from tests.clusters.helpers import (
     KillableWorker,
@@ -40,9 +40,11 @@ def _state(org: Organization, operation_id: int) -> tuple[Operation, list[CloudR
 POINTS: dict[str, Callable[[Operation, list[CloudResource]], bool]] = {
     # kwokctl is starting etcd and the API server: the control plane is recorded, not yet made.
     "control plane being created": lambda op, res: any(r.state == ResourceState.PLANNED for r in res),
-    # The control plane is up and recorded; nodes are being registered and coming Ready.
+    # The control plane is up and recorded; its components and nodes are coming up. The worker
+    # is killed mid-pass or, more likely, while the operation waits between passes (no worker
+    # holds it then: the engine released it).
     "nodes joining": lambda op, res: (
-        op.status == OperationStatus.RUNNING and any(r.state == ResourceState.CREATED for r in res)
+        op.is_active and op.step != "Queued" and any(r.state == ResourceState.CREATED for r in res)
     ),
 }
 
@@ -63,12 +65,19 @@ def test_worker_killed_during_provisioning(point: str, transactional_db: None, t
     finally:
         first.kill()
     operation, _ = _state(org, op_id)
-    assert operation.status == OperationStatus.RUNNING, "the dead worker left it running"
+    held = operation.status == OperationStatus.RUNNING
+    assert held or point == "nodes joining", "the dead worker was in the middle of starting the plane"
 
     second = KillableWorker(tmp_path / "worker-2.log", **env)
     try:
-        # The sweeper (a periodic task) notices the stale heartbeat and hands the operation over.
-        poll(lambda: sweep_operations()["requeued"], timeout=30, interval=0.5, what="the sweeper to requeue")
+        if held:
+            # The sweeper (a periodic task) notices the stale heartbeat and hands the operation over.
+            poll(
+                lambda: sweep_operations()["requeued"],
+                timeout=30,
+                interval=0.5,
+                what="the sweeper to requeue",
+            )
         poll(
             lambda: _state(org, op_id)[0].status not in (OperationStatus.RUNNING, OperationStatus.QUEUED),
             timeout=180,
@@ -77,7 +86,7 @@ def test_worker_killed_during_provisioning(point: str, transactional_db: None, t
         )
         operation, resources = _state(org, op_id)
         assert operation.status == OperationStatus.SUCCEEDED, operation.error + second.output()[-3000:]
-        assert operation.attempts == 1  # one worker death counted
+        assert operation.attempts == (1 if held else 0)  # a death in the middle of a pass counts
         with schema_context(org.schema_name):
             cluster = Cluster.objects.get(pk=operation.cluster_id)
             nodes = sorted(Node.objects.filter(cluster=cluster, ready=True).values_list("name", flat=True))

@@ -7,6 +7,7 @@ import pytest
 from django.db import connection
 from django_tenants.utils import schema_context
 
+from clusters import kube
 from clusters.choices import ClusterStatus, OperationStatus, ResourceState
 from clusters.local import binaries
 from clusters.local.runtime import LocalRuntime, process_alive
@@ -78,13 +79,10 @@ def test_local_cluster_lifecycle(org_a) -> None:
             },
         )
     assert run(org_a, added).status == OperationStatus.SUCCEEDED
-    with LocalRuntime().api_client(cluster.external_name) as api:
-        from kubernetes import client as k8s
-
-        gpu = k8s.CoreV1Api(api).read_node("gpu-0")
-    assert gpu.metadata.labels["accel"] == "yes"
-    assert "gpu" in {t.key for t in gpu.spec.taints}
-    assert gpu.status.capacity["cpu"] == "8"
+    gpu = kube.get(LocalRuntime().client(cluster.external_name), "v1", "Node", "gpu-0")
+    assert gpu["metadata"]["labels"]["accel"] == "yes"
+    assert "gpu" in {t["key"] for t in gpu["spec"]["taints"]}
+    assert gpu["status"]["capacity"]["cpu"] == "8"
 
     with schema_context(org_a.schema_name):
         removed = cluster_services.remove_node_pool(

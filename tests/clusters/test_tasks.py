@@ -4,7 +4,6 @@ set-up, tasks staying inside their org, and the health refresh that finds and re
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 import pytest
 from django.core.management import call_command
@@ -12,18 +11,20 @@ from django.test import override_settings
 from django.utils import timezone
 from django_q.models import OrmQ, Schedule
 from django_tenants.utils import schema_context
-from kubernetes import client as k8s
 
+from clusters import kube
 from clusters.choices import ClusterStatus, OperationStatus
+from clusters.engine.dispatch import NOT_DUE
+from clusters.engine.models import Dispatch
+from clusters.engine.sweeper import sweep as sweep_operations
 from clusters.local.runtime import LocalRuntime
 from clusters.models import Cluster, ClusterEvent, Operation, ProviderAccount
 from clusters.services import clusters as cluster_services
 from clusters.services.health import refresh_cluster_health
-from clusters.services.reconcile import sweep_operations
 from config.tasks import run_in_schema
 from orgs.audit.models import AuditEntry
 from orgs.models import Organization
-from tests.clusters.helpers import local_pools, local_provider, owner_actor, reload, run
+from tests.clusters.helpers import local_pools, local_provider, owner_actor, poll, reload, run
 
 pytestmark = pytest.mark.django_db
 
@@ -55,44 +56,49 @@ def test_an_operation_id_of_another_org_is_not_run(org_a: Organization, org_b: O
         assert Operation.objects.get(pk=operation.pk).status == OperationStatus.QUEUED
 
 
-def _queued_runs() -> set[tuple[str, str, int]]:
-    """What is in django-q2's queue: (task, org schema, operation id) of each queued run."""
-    runs = set()
+def queued_operations() -> list[tuple[str, int]]:
+    """(schema, operation id) of every run_operation task in django-q2's queue (the ORM broker)."""
+    found = []
     for row in OrmQ.objects.all():
-        task = row.task
-        assert task["func"] == "config.tasks.run_in_schema", task
-        path, schema, kwargs = task["args"]
-        runs.add((path, schema, kwargs["operation_id"]))
-    return runs
+        path, schema_name, kwargs = row.task["args"]
+        if path == "clusters.tasks.run_operation":
+            found.append((schema_name, kwargs["operation_id"]))
+    return sorted(found)
 
 
-@override_settings(FLOTILLA_OPERATION_STALE_SECONDS=5)
-def test_sweeper(org_a: Organization, org_b: Organization, django_capture_on_commit_callbacks: Any) -> None:
+@override_settings(FLOTILLA_OPERATION_STALE_SECONDS=5, FLOTILLA_DISPATCH_LOST_SECONDS=60)
+def test_sweeper(org_a: Organization, org_b: Organization, django_capture_on_commit_callbacks) -> None:
     dead = _queued_cluster(org_a, "dead")
     exhausted = _queued_cluster(org_a, "tired")
     cancelled = _queued_cluster(org_b, "stop")
     lost = _queued_cluster(org_b, "lost")
     long_ago = timezone.now() - timedelta(minutes=5)
+    OrmQ.objects.all().delete()
     with schema_context(org_a.schema_name):
         Operation.objects.filter(pk=dead.pk).update(status=OperationStatus.RUNNING, heartbeat_at=long_ago)
         Operation.objects.filter(pk=exhausted.pk).update(
             status=OperationStatus.RUNNING, heartbeat_at=long_ago, attempts=4
         )
+        # What a claim leaves in the dispatch index: not due while a worker holds it.
+        Dispatch.objects.filter(
+            operation_id__in=[dead.pk, exhausted.pk], schema_name=org_a.schema_name
+        ).update(due_at=NOT_DUE, queued_at=None)
     with schema_context(org_b.schema_name):
         Operation.objects.filter(pk=cancelled.pk).update(
             status=OperationStatus.RUNNING, heartbeat_at=long_ago, cancel_requested=True
         )
-        Operation.objects.filter(pk=lost.pk).update(next_attempt_at=long_ago)
-    OrmQ.objects.all().delete()
-    # The requeues are sent on commit: run those callbacks, then read what reached the queue.
+    # A task was queued for `lost` five minutes ago and no worker ever took it.
+    Dispatch.objects.filter(schema_name=org_b.schema_name, operation_id=lost.pk).update(
+        due_at=long_ago, queued_at=long_ago
+    )
+    Dispatch.objects.filter(schema_name=org_b.schema_name, operation_id=cancelled.pk).update(
+        due_at=NOT_DUE, queued_at=None
+    )
     with django_capture_on_commit_callbacks(execute=True):
         counts = sweep_operations()
-    assert counts == {"requeued": 2, "failed": 1, "cancelled": 1}
-    run_operation = "clusters.tasks.run_operation"
-    assert _queued_runs() == {
-        (run_operation, org_a.schema_name, dead.pk),
-        (run_operation, org_b.schema_name, lost.pk),
-    }
+    assert counts == {"requeued": 1, "failed": 1, "cancelled": 1, "lost": 1, "dispatched": 2}
+    # What reached the queue: exactly one task for each of the two that must run again.
+    assert queued_operations() == sorted([(org_a.schema_name, dead.pk), (org_b.schema_name, lost.pk)])
     with schema_context(org_a.schema_name):
         tired = Operation.objects.select_related("cluster").get(pk=exhausted.pk)
         assert tired.status == OperationStatus.FAILED and "stopped 5 times" in tired.error
@@ -103,6 +109,13 @@ def test_sweeper(org_a: Organization, org_b: Organization, django_capture_on_com
     with schema_context(org_b.schema_name):
         stopped = Operation.objects.select_related("cluster").get(pk=cancelled.pk)
         assert stopped.status == OperationStatus.CANCELLED and stopped.cluster.status == ClusterStatus.ERROR
+    # Finished operations leave the index; a second sweep queues nothing twice (the backlog case).
+    assert not Dispatch.objects.filter(schema_name=org_a.schema_name, operation_id=exhausted.pk).exists()
+    assert not Dispatch.objects.filter(schema_name=org_b.schema_name, operation_id=cancelled.pk).exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        again = sweep_operations()
+    assert again["requeued"] == 0 and again["dispatched"] == 0
+    assert len(queued_operations()) == 2
 
 
 @pytest.mark.kube
@@ -114,8 +127,7 @@ def test_health_refresh_recovers_and_degrades(org_a: Organization) -> None:
     runtime = LocalRuntime()
 
     # A node disappears: Degraded, with the reason; a scale back to spec repairs it.
-    with runtime.api_client(cluster.external_name) as api:
-        k8s.CoreV1Api(api).delete_node("p0-0")
+    kube.delete(runtime.client(cluster.external_name), "v1", "Node", "p0-0")
     with schema_context(org_a.schema_name):
         assert refresh_cluster_health(cluster.pk) == ClusterStatus.DEGRADED
         degraded = Cluster.objects.get(pk=cluster.pk)
@@ -126,11 +138,21 @@ def test_health_refresh_recovers_and_degrades(org_a: Organization) -> None:
     assert run(org_a, repair).status == OperationStatus.SUCCEEDED
     assert reload(org_a, cluster).status == ClusterStatus.READY
 
-    # The host "restarted": the control plane is down; the health check brings it back.
+    # The host "restarted": the control plane is down; the health check starts it again without
+    # waiting for it (Degraded, saying so), and a later check finds it Ready.
     runtime.stop(cluster.external_name)
     with schema_context(org_a.schema_name):
-        assert refresh_cluster_health(cluster.pk) == ClusterStatus.READY
-        assert ClusterEvent.objects.filter(cluster=cluster, message__contains="brought it back").exists()
+        assert refresh_cluster_health(cluster.pk) == ClusterStatus.DEGRADED
+        assert "starting again" in Cluster.objects.get(pk=cluster.pk).status_reason
+        assert ClusterEvent.objects.filter(
+            cluster=cluster, message__contains="starting its control plane"
+        ).exists()
+        poll(
+            lambda: refresh_cluster_health(cluster.pk) == ClusterStatus.READY,
+            timeout=120,
+            interval=1,
+            what="the restarted control plane to answer",
+        )
 
 
 def test_metrics_count_clusters_and_operations_across_orgs(org_a: Organization, org_b: Organization) -> None:

@@ -1,7 +1,9 @@
 """`manage.py prepare_clusters`: what the clusters app needs after every deploy.
 
 - the periodic `clusters.tasks.tick` schedule (sweeper of dead operations, health checks);
-- every active org has its local provider account, so the local provider is ready to use.
+- every active org has its local provider account, so the local provider is ready to use;
+- every unfinished operation is in the engine's dispatch index (after an upgrade or a restore).
+- the staff directory is refilled from every org (`rebuild_directory`).
 Idempotent; scripts/run.sh and scripts/test.sh run it after `prepare_database`.
 """
 
@@ -9,11 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django_q.models import Schedule
 from django_tenants.utils import schema_context
 
 from clusters.choices import ProviderKind
+from clusters.engine.sweeper import index_unfinished
 from clusters.models import ProviderAccount
 from clusters.services.providers import ensure_local_provider
 from orgs.actors import Actor
@@ -42,6 +46,11 @@ class Command(BaseCommand):
                 if not ProviderAccount.objects.filter(kind=ProviderKind.LOCAL).exists():
                     ensure_local_provider(Actor.system(org, ActorSource.SYSTEM))
                     made += 1
+        indexed = index_unfinished()
+        call_command("rebuild_directory", stdout=self.stdout, verbosity=options.get("verbosity", 1))
         self.stdout.write(
-            self.style.SUCCESS(f"Clusters ready (tick scheduled; {made} local provider(s) added).")
+            self.style.SUCCESS(
+                f"Clusters ready (tick scheduled; {made} local provider(s) added; "
+                f"{indexed} unfinished operation(s) indexed)."
+            )
         )

@@ -17,11 +17,11 @@ from django.test import override_settings
 from django_tenants.utils import schema_context
 
 from clusters.choices import ClusterStatus, OperationStatus, ResourceState
+from clusters.engine.sweeper import sweep as sweep_operations
 from clusters.models import CloudResource, Cluster, Operation
 from clusters.providers.cloud import cluster_tag
 from clusters.services import clusters as cluster_services
 from clusters.services.providers import create_provider_account
-from clusters.services.reconcile import sweep_operations
 from orgs.models import Organization
 from tests.clusters.cloud.conftest import Ec2Account
 from tests.clusters.helpers import KillableWorker, owner_actor, poll
