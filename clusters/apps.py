@@ -16,9 +16,13 @@ class ClustersConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from orgs.navigation import Section, register_section
-        from orgs.permissions import Action
+        from clusters.permissions import MATRIX, Action
+        from orgs.navigation import AdminLink, Section, register_admin_link, register_section
+        from orgs.permissions import register_actions
 
+        register_actions(MATRIX)
+        register_admin_link(AdminLink("clusters", "admin:clusters_cluster_changelist"))
+        register_admin_link(AdminLink("operations", "admin:clusters_operation_changelist"))
         register_section(Section("Clusters", "clusters:list", Action.CLUSTER_VIEW))
         register_section(Section("Providers", "clusters:providers", Action.PROVIDER_VIEW))
 

@@ -114,6 +114,15 @@ PoolFormSet = forms.formset_factory(
 )
 
 
+# The create form's value for the local provider before its account exists (made on submit).
+LOCAL_ON_FIRST_USE = "local"
+
+
+def account_choice(account: ProviderAccount) -> str:
+    """The provider field's value for an account: its id, or LOCAL_ON_FIRST_USE if not yet saved."""
+    return str(account.pk) if account.pk is not None else LOCAL_ON_FIRST_USE
+
+
 class ClusterForm(forms.Form):
     """A new cluster: name, provider account, region and Kubernetes version (pools alongside)."""
 
@@ -136,7 +145,7 @@ class ClusterForm(forms.Form):
     ) -> None:
         super().__init__(*args, **kwargs)
         self._set_choices(
-            "provider", [(str(a.pk), f"{a.name} · {ProviderKind(a.kind).label}") for a in accounts]
+            "provider", [(account_choice(a), f"{a.name} · {ProviderKind(a.kind).label}") for a in accounts]
         )
         self._set_choices("region", [(r.id, f"{r.name} ({r.id})" if r.id else r.name) for r in regions])
         self._set_choices("version", [(v, v) for v in versions])

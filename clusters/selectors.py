@@ -5,11 +5,11 @@ from __future__ import annotations
 from django.db.models import Count, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
-from clusters.choices import ACTIVE_OPERATION_STATUSES
+from clusters.choices import ACTIVE_OPERATION_STATUSES, ProviderKind
 from clusters.models import Cluster, ClusterEvent, Node, NodePool, Operation, ProviderAccount
+from clusters.permissions import Action, require
 from orgs.actors import Actor
 from orgs.exceptions import NotFound
-from orgs.permissions import Action, require
 
 
 def list_provider_accounts(actor: Actor) -> QuerySet[ProviderAccount]:
@@ -26,6 +26,18 @@ def get_provider_account(actor: Actor, account_id: int) -> ProviderAccount:
     if account is None:
         raise NotFound("No such provider account.")
     return account
+
+
+def launchable_provider_accounts(actor: Actor) -> list[ProviderAccount]:
+    """The accounts a cluster can be created on; the local one offered unsaved until first used.
+
+    Reading a page must not write, so the local account is made by the create that picks it
+    (clusters.services.providers.ensure_local_provider), not by opening the form.
+    """
+    accounts = [a for a in list_provider_accounts(actor) if a.kind != ProviderKind.EXISTING]
+    if not any(a.kind == ProviderKind.LOCAL or a.name == "local" for a in accounts):
+        accounts.append(ProviderAccount(name="local", kind=ProviderKind.LOCAL))
+    return sorted(accounts, key=lambda a: a.name)
 
 
 def list_clusters(actor: Actor, *, include_deleted: bool = False) -> QuerySet[Cluster]:

@@ -16,6 +16,11 @@ urlpatterns: list[URLPattern] = [
     path("providers/", providers.providers, name="providers"),
     path("providers/fields/", providers.provider_fields, name="provider_fields"),
     path("providers/<int:pk>/delete/", providers.provider_delete, name="provider_delete"),
+    path(
+        "providers/<int:pk>/refresh-catalogue/",
+        providers.provider_refresh_catalogue,
+        name="provider_refresh_catalogue",
+    ),
     path("operations/<int:pk>/cancel/", clusters.operation_cancel, name="operation_cancel"),
     path("operations/<int:pk>/retry/", clusters.operation_retry, name="operation_retry"),
     path("<int:pk>/", clusters.cluster_detail, name="detail"),

@@ -7,6 +7,7 @@ actor, so it is permission-checked and audited the same way.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import admin, messages
@@ -14,12 +15,15 @@ from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 
 from orgs.actors import Actor
 from orgs.choices import ActorSource
 from orgs.exceptions import FlotillaError
 from orgs.middleware import client_ip
 from orgs.models import ApiToken, Invitation, Membership, Organization, User, normalise_email
+from orgs.navigation import admin_links
 from orgs.services import members as member_services
 from orgs.services import tokens as token_services
 from orgs.services import users as user_services
@@ -28,6 +32,7 @@ from orgs.services.organizations import (
     delete_organization,
     set_org_quotas,
     set_org_suspended,
+    update_organization,
 )
 
 admin.site.site_header = "Flotilla operations"
@@ -111,14 +116,18 @@ class OrganizationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     @admin.display(description="Org data")
     def org_links(self, obj: Any) -> str:
-        # Tenant models are not on the admin index (django-tenants): link into the org's schema.
-        from django.utils.html import format_html
-
-        return format_html(
-            '<a href="/admin/clusters/cluster/?schema={0}">clusters</a> · '
-            '<a href="/admin/clusters/operation/?schema={0}">operations</a>',
-            obj.schema_name,
-        )
+        # Tenant models are not on the admin index (django-tenants): link into the org's schema,
+        # to the pages the apps registered (orgs.navigation.register_admin_link).
+        links = [
+            format_html(
+                '<a href="{}?{}">{}</a>',
+                reverse(link.url_name),
+                urlencode({"schema": obj.schema_name}),
+                link.label,
+            )
+            for link in admin_links()
+        ]
+        return format_html_join(" · ", "{}", ((link,) for link in links))
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
         if obj is None:
@@ -145,9 +154,16 @@ class OrganizationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             )
             obj.pk, obj.schema_name = created.pk, created.schema_name
             return
-        set_org_quotas(staff_actor(request, obj), obj, max_clusters=obj.max_clusters, max_nodes=obj.max_nodes)
-        if "name" in form.changed_data:
-            Organization.objects.filter(pk=obj.pk).update(name=obj.name)
+        # The form has already written its values onto `obj`; the services compare them with the
+        # stored row, so each change is audited once with its true before, and no change not at all.
+        actor = staff_actor(request, obj)
+        update_organization(actor, obj, name=form.cleaned_data["name"])
+        set_org_quotas(
+            actor,
+            obj,
+            max_clusters=form.cleaned_data["max_clusters"],
+            max_nodes=form.cleaned_data["max_nodes"],
+        )
 
     def delete_model(self, request: HttpRequest, obj: Organization) -> None:
         delete_organization(staff_actor(request, None), obj)

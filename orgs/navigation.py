@@ -1,8 +1,9 @@
-"""The portal's sections. An app adds its entry from ready() once its pages exist."""
+"""The portal's sections and the staff admin's links into an org: apps add theirs from ready()."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 from orgs.actors import Actor
 from orgs.permissions import Action, can
@@ -14,7 +15,7 @@ class Section:
 
     label: str
     url_name: str
-    needs: Action
+    needs: StrEnum
 
 
 _sections: list[Section] = [
@@ -37,3 +38,25 @@ def register_section(section: Section) -> None:
 def nav_for(actor: Actor) -> list[Section]:
     """The sections this actor may open, in display order."""
     return [s for s in [*_sections, *_trailing] if can(actor, s.needs)]
+
+
+@dataclass(frozen=True)
+class AdminLink:
+    """A staff admin page of an app's objects inside one org (opened with ?schema=<org schema>)."""
+
+    label: str
+    url_name: str  # an admin URL name, e.g. "admin:clusters_cluster_changelist"
+
+
+_admin_links: list[AdminLink] = []
+
+
+def register_admin_link(link: AdminLink) -> None:
+    """Called by domain apps in ready(): the org admin's list links each org to these pages."""
+    if link not in _admin_links:
+        _admin_links.append(link)
+
+
+def admin_links() -> list[AdminLink]:
+    """The registered admin links, in registration order."""
+    return list(_admin_links)

@@ -1,11 +1,18 @@
 """The permission matrix: the least role each action needs. Enforced by services.
 
-docs/permissions.md renders this table; tests/orgs/test_permissions.py walks every cell.
+`orgs` declares its own actions here; every other app declares its own in its own module and
+registers them from its AppConfig.ready() (`register_actions`), so that a new app never edits
+`orgs`. docs/permissions.md renders the whole table; tests/orgs/test_permissions.py pins it
+cell by cell.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
+from typing import TypeVar
+
+from django.core.exceptions import ImproperlyConfigured
 
 from orgs.actors import Actor
 from orgs.choices import ActorSource, Role
@@ -13,7 +20,7 @@ from orgs.exceptions import PermissionDenied
 
 
 class Action(StrEnum):
-    """Everything a member can be allowed or refused."""
+    """Everything a member can be allowed or refused in the org itself."""
 
     ORG_VIEW = "org.view"
     ORG_UPDATE = "org.update"
@@ -25,16 +32,9 @@ class Action(StrEnum):
     TOKEN_VIEW_ALL = "token.view_all"
     TOKEN_REVOKE_ANY = "token.revoke_any"
     AUDIT_VIEW = "audit.view"
-    PROVIDER_VIEW = "provider.view"
-    PROVIDER_MANAGE = "provider.manage"
-    CLUSTER_VIEW = "cluster.view"
-    CLUSTER_CREATE = "cluster.create"
-    CLUSTER_UPDATE = "cluster.update"
-    CLUSTER_DELETE = "cluster.delete"
-    KUBECONFIG_DOWNLOAD = "cluster.kubeconfig"
 
 
-MATRIX: dict[Action, Role] = {
+ORG_MATRIX: dict[Action, Role] = {
     Action.ORG_VIEW: Role.VIEWER,
     Action.ORG_UPDATE: Role.ADMIN,
     Action.MEMBER_VIEW: Role.VIEWER,
@@ -46,31 +46,57 @@ MATRIX: dict[Action, Role] = {
     Action.TOKEN_VIEW_ALL: Role.ADMIN,
     Action.TOKEN_REVOKE_ANY: Role.ADMIN,
     Action.AUDIT_VIEW: Role.ADMIN,
-    Action.PROVIDER_VIEW: Role.VIEWER,
-    # Credentials reach the org's cloud bills: only admins connect or remove them.
-    Action.PROVIDER_MANAGE: Role.ADMIN,
-    Action.CLUSTER_VIEW: Role.VIEWER,
-    # Create, scale, add/remove pools, upgrade, import. Cancelling or retrying an operation
-    # needs the action of its kind (clusters.services.clusters.operation_action).
-    Action.CLUSTER_CREATE: Role.MEMBER,
-    Action.CLUSTER_UPDATE: Role.MEMBER,
-    Action.CLUSTER_DELETE: Role.ADMIN,
-    # A kubeconfig is cluster-admin on the real cluster.
-    Action.KUBECONFIG_DOWNLOAD: Role.MEMBER,
 }
 
+A = TypeVar("A", bound=StrEnum)
 
-def can(actor: Actor, action: Action) -> bool:
+# Every registered action (any app's StrEnum member) and its least role, in registration order.
+_matrix: dict[str, Role] = {}
+
+
+def register_actions(matrix: Mapping[A, Role]) -> None:
+    """An app's actions and the least role each needs; called from its AppConfig.ready().
+
+    Registering the same action again with the same role is harmless (ready() may run twice in
+    tests); an action value another app already registered with another role is refused.
+    """
+    for action, role in matrix.items():
+        known = next((a for a in _matrix if a == action.value), None)
+        if known is not None and (_matrix[known] != role or type(known) is not type(action)):
+            raise ImproperlyConfigured(f"The action {action.value!r} is registered twice.")
+        _matrix[action] = Role(role)
+
+
+register_actions(ORG_MATRIX)
+
+
+def registered_actions() -> list[StrEnum]:
+    """Every action of every app, in registration order (orgs first)."""
+    return [a for a in _matrix if isinstance(a, StrEnum)]
+
+
+def least_role(action: str) -> Role:
+    """The least role an action needs (a registered member, or its value)."""
+    try:
+        return _matrix[action]
+    except KeyError:
+        raise ImproperlyConfigured(
+            f"The action {str(action)!r} is not registered: register it from its app's ready()."
+        ) from None
+
+
+def can(actor: Actor, action: str) -> bool:
     """Whether the actor may perform the action in its org."""
+    needed = least_role(action)
     if actor.is_staff and actor.source == ActorSource.ADMIN:
         return True
     if actor.role is None:
         return False
-    return Role(actor.role).at_least(MATRIX[action])
+    return Role(actor.role).at_least(needed)
 
 
-def require(actor: Actor, action: Action) -> None:
+def require(actor: Actor, action: str) -> None:
     """Raise PermissionDenied unless the actor may perform the action."""
     if not can(actor, action):
-        needed = MATRIX[action].label.lower()
-        raise PermissionDenied(f"This needs the {needed} role or higher ({action.value}).")
+        needed = least_role(action).label.lower()
+        raise PermissionDenied(f"This needs the {needed} role or higher ({action}).")

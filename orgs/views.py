@@ -172,16 +172,19 @@ def accept_invite(request: HttpRequest, token: str) -> HttpResponse:
             org=invitation.org, user=None, role=None, source=ActorSource.PORTAL, ip=client_ip(request)
         )
         try:
+            user: User | None = None
             if request.user.is_authenticated:
+                member_services.accept_invitation(request.user, token, actor_source=actor)
                 user = request.user
             elif not existing and register_form.is_valid():
-                user = _register_invited(invitation.email, register_form)
-            else:
-                user = None
+                user, _ = member_services.accept_invitation_as_new_user(
+                    token,
+                    password=register_form.cleaned_data["password"],
+                    full_name=register_form.cleaned_data["full_name"],
+                    actor_source=actor,
+                )
+                login(request, user, backend="django.contrib.auth.backends.ModelBackend")
             if user is not None:
-                member_services.accept_invitation(user, token, actor_source=actor)
-                if not request.user.is_authenticated:
-                    login(request, user, backend="django.contrib.auth.backends.ModelBackend")
                 messages.success(request, f"You joined {invitation.org.name}.")
                 return redirect(reverse("org:overview", kwargs={"org_slug": invitation.org.slug}))
         except FlotillaError as error:
@@ -191,22 +194,6 @@ def accept_invite(request: HttpRequest, token: str) -> HttpResponse:
         "orgs/invite.html",
         {"invitation": invitation, "form": register_form, "existing": existing},
         status=400 if request.method == "POST" else 200,
-    )
-
-
-def _register_invited(email: str, form: AcceptAndRegisterForm) -> User:
-    from django.contrib.auth.password_validation import validate_password
-    from django.core.exceptions import ValidationError
-
-    from orgs.exceptions import ValidationFailed
-
-    candidate = User(email=email, full_name=form.cleaned_data["full_name"])
-    try:
-        validate_password(form.cleaned_data["password"], user=candidate)
-    except ValidationError as exc:
-        raise ValidationFailed("password", fields={"password": exc.messages}) from exc
-    return User.objects.create_user(
-        email=email, password=form.cleaned_data["password"], full_name=form.cleaned_data["full_name"]
     )
 
 

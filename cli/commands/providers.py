@@ -20,7 +20,9 @@ from cli.errors import CliError, ExitCode, UsageError
 from cli.output import Column, OutputOption, field, text_of, time_field, timestamp
 from cli.runtime import CommandGroup, confirm, output_for, stdin_is_terminal
 
-app = CommandGroup(help="Provider accounts (where clusters run): list, connect, rotate, remove; catalogues.")
+app = CommandGroup(
+    help="Provider accounts (where clusters run): list, connect, rotate, remove; catalogues (and refresh)."
+)
 
 PROVIDERS_PATH = "clusters/providers/"
 FIELD_ENV_PREFIX = "FLOTILLA_PROVIDER_"
@@ -250,6 +252,21 @@ def catalogue(
     out.table(SIZE_COLUMNS, sizes, empty="No sizes.")
     out.result("")
     out.result(f"Kubernetes versions: {', '.join(versions) or '-'}")
+
+
+@app.command("refresh")
+def refresh(ctx: typer.Context, name: NameArg, output: OutputOption = None) -> None:
+    """Read a provider's catalogue again now (the server keeps it a few minutes between reads)."""
+    out = output_for(ctx, output)
+    with clusters_client(ctx) as api:
+        account = find_provider(api, name)
+        offer = api.post(f"{PROVIDERS_PATH}{account['id']}/refresh-catalogue/", {})
+    if out.is_json:
+        out.json(offer)
+        return
+    regions = len(offer.get("regions") or [])
+    versions = len(offer.get("versions") or [])
+    out.result(f"Read the catalogue of {account['name']} again: {regions} region(s), {versions} version(s).")
 
 
 @app.command("add")

@@ -20,7 +20,9 @@ from rest_framework.response import Response
 from clusters import selectors
 from clusters.api import serializers as s
 from clusters.models import Cluster, Operation, ProviderAccount
-from clusters.providers.registry import driver_classes, driver_for
+from clusters.providers import catalogue
+from clusters.providers.base import Region, Size
+from clusters.providers.registry import driver_classes
 from clusters.services import clusters as cluster_services
 from clusters.services import providers as provider_services
 from orgs.api.views import OrgViewSet, actor_of
@@ -64,6 +66,14 @@ def _accepted(cluster: Cluster, operation: Operation, *, created: bool = True) -
         "operation": s.OperationSerializer(operation).data,
     }
     return Response(body, status=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK)
+
+
+def _catalogue_body(regions: list[Region], sizes: list[Size], versions: list[str]) -> dict[str, Any]:
+    return {
+        "regions": [asdict(r) for r in regions],
+        "sizes": [asdict(z) for z in sizes],
+        "versions": versions,
+    }
 
 
 def _operation(operation: Operation) -> Response:
@@ -116,19 +126,31 @@ class ProviderAccountViewSet(OrgViewSet):
     )
     @action(detail=True, methods=["get"])
     def catalogue(self, request: Request, pk: str) -> Response:
-        """Regions, sizes (of ?region=, default the first) and Kubernetes versions, read from the provider."""
+        """Regions, sizes (of ?region=, default the first) and Kubernetes versions of the provider.
+
+        Read from the provider at most once per FLOTILLA_CATALOGUE_TTL seconds; `refresh-catalogue`
+        reads it again at once."""
         account = selectors.get_provider_account(actor_of(request), int(pk))
-        driver = driver_for(account)
-        regions = driver.regions()
-        region = request.query_params.get("region") or (regions[0].id if regions else "")
-        sizes = driver.sizes(region) if region or regions else []
-        return Response(
-            {
-                "regions": [asdict(r) for r in regions],
-                "sizes": [asdict(z) for z in sizes],
-                "versions": driver.versions(),
-            }
+        region = request.query_params.get("region") or ""
+        regions = catalogue.regions(account)
+        region = region or (regions[0].id if regions else "")
+        sizes = catalogue.sizes(account, region) if region else []
+        return Response(_catalogue_body(regions, sizes, catalogue.versions(account)))
+
+    @extend_schema(
+        parameters=[OpenApiParameter("region", str, description="Region whose sizes to list")],
+        request=None,
+        responses=s.CatalogueSerializer,
+    )
+    @action(detail=True, methods=["post"], url_path="refresh-catalogue")
+    def refresh_catalogue(self, request: Request, pk: str) -> Response:
+        """Read the provider's catalogue again now (past the cache) and answer it, as `catalogue`."""
+        actor = actor_of(request)
+        account = selectors.get_provider_account(actor, int(pk))
+        fresh = provider_services.refresh_provider_catalogue(
+            actor, account, region=request.query_params.get("region") or ""
         )
+        return Response(_catalogue_body(fresh.regions, fresh.sizes, fresh.versions))
 
     @extend_schema(responses=s.ProviderKindSerializer(many=True))
     @action(detail=False, methods=["get"], pagination_class=None)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from clusters.engine.outcome import Outcome
@@ -144,11 +144,3 @@ class ProviderDriver(ABC):
     def recover(self, cluster: Cluster) -> bool:
         """Bring back a cluster whose API stopped answering, where the provider can (True if it did)."""
         return False
-
-
-@dataclass
-class Catalogue:
-    """Regions and sizes for the create form (read once per request)."""
-
-    regions: list[Region] = field(default_factory=list)
-    sizes: dict[str, list[Size]] = field(default_factory=dict)

@@ -26,13 +26,13 @@ from clusters.engine import runner
 from clusters.engine.jobs import job_for
 from clusters.exceptions import OperationInProgress
 from clusters.models import Cluster, ClusterEvent, NodePool, Operation, ProviderAccount
+from clusters.permissions import Action, can, require
 from clusters.providers.registry import driver_for
 from clusters.services import specs
 from clusters.services.events import cluster_changed
 from orgs.actors import Actor
 from orgs.exceptions import Conflict, InvalidTransition, QuotaExceeded, ValidationFailed
 from orgs.models import Organization
-from orgs.permissions import Action, can, require
 from orgs.services.audit import record_action
 
 # An import that cannot reach its cluster says so after a few tries (2 s, 4 s apart), not minutes.

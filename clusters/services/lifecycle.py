@@ -25,12 +25,12 @@ from clusters.choices import CLUSTER_TRANSITIONS, ClusterStatus, EventLevel, Ope
 from clusters.engine.jobs import Job, Run, register_job
 from clusters.engine.outcome import Outcome
 from clusters.models import CloudResource, Cluster, ClusterEvent, Node, NodePool, Operation
+from clusters.permissions import Action
 from clusters.providers.base import ProviderDriver
 from clusters.providers.registry import driver_for
 from clusters.services.events import cluster_changed
 from clusters.services.health import conditions, converged
 from orgs.crypto import Secret
-from orgs.permissions import Action
 
 # --- what a driver sees ----------------------------------------------------------------------
 

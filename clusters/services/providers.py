@@ -12,11 +12,13 @@ from django.utils import timezone
 from clusters.choices import ProviderKind
 from clusters.exceptions import ProviderError
 from clusters.models import ProviderAccount
+from clusters.permissions import Action, require
+from clusters.providers import catalogue
 from clusters.providers.base import ProviderDriver
+from clusters.providers.catalogue import Catalogue
 from clusters.providers.registry import driver_class
 from orgs.actors import Actor
 from orgs.exceptions import Conflict, ValidationFailed
-from orgs.permissions import Action, require
 from orgs.services.audit import record_action
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,58}[a-z0-9]$|^[a-z0-9]$")
@@ -129,6 +131,33 @@ def delete_provider_account(actor: Actor, account: ProviderAccount) -> None:
         # Deleted clusters keep their history; the account row goes with its last reference.
         account.clusters.all().delete()
         account.delete()
+
+
+def refresh_provider_catalogue(actor: Actor, account: ProviderAccount, *, region: str = "") -> Catalogue:
+    """Read an account's regions, sizes and versions from the provider again, past the cache.
+
+    Anyone who may see the account may ask (a new region or version should not wait for the
+    cache to expire); the request is audited, as it spends calls against the org's cloud quota.
+    A provider that cannot be read raises its ProviderError, and the old entries stay forgotten.
+    """
+    require(actor, Action.PROVIDER_VIEW)
+    catalogue.forget(account)
+    offered = catalogue.regions(account)
+    ids = [r.id for r in offered]
+    chosen = region if region in ids else (ids[0] if ids else "")
+    fresh = Catalogue(
+        regions=offered,
+        region=chosen,
+        sizes=catalogue.sizes(account, chosen) if chosen else [],
+        versions=catalogue.versions(account),
+    )
+    record_action(
+        actor,
+        "provider.catalogue_refreshed",
+        obj=account,
+        after={"regions": len(fresh.regions), "versions": len(fresh.versions)},
+    )
+    return fresh
 
 
 def ensure_local_provider(actor: Actor) -> ProviderAccount:

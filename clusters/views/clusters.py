@@ -23,22 +23,21 @@ from clusters.forms import (
     format_taints,
 )
 from clusters.models import Cluster, NodePool, Operation
+from clusters.permissions import Action, can
+from clusters.providers.catalogue import Catalogue, read_catalogue
 from clusters.services import clusters as cluster_services
 from clusters.views.common import (
     GONE,
-    Catalogue,
     actor_of,
     is_fragment,
     not_found_is_404,
     org_redirect,
     org_url,
     place_errors,
-    read_catalogue,
 )
 from orgs.actors import Actor
 from orgs.exceptions import FlotillaError, NotFound
 from orgs.feedback import report_error
-from orgs.permissions import Action, can
 
 # --- Cluster list --------------------------------------------------------------------------
 
@@ -116,6 +115,12 @@ def _live_context(request: HttpRequest, cluster: Cluster) -> dict[str, Any]:
     operations = list(selectors.list_operations(actor, cluster=cluster)[:15])
     may_update = can(actor, Action.CLUSTER_UPDATE)
     retryable = _retryable(operations) if may_update else set()
+
+    def may_act(operation: Operation) -> bool:
+        # The service's own rule: cancelling or retrying needs the permission of the
+        # operation's kind too (a member may not stop, or restart, an admin's deletion).
+        return may_update and cluster_services.can_act_on_operation(actor, operation)
+
     active = list(getattr(cluster, "active_operations", []))
     return {
         "cluster": cluster,
@@ -123,7 +128,11 @@ def _live_context(request: HttpRequest, cluster: Cluster) -> dict[str, Any]:
         "nodes": list(selectors.list_nodes(actor, cluster)),
         "events": selectors.cluster_events(actor, cluster, limit=50),
         "operations": [
-            OperationRow(op, can_cancel=may_update and op.is_active, can_retry=op.pk in retryable)
+            OperationRow(
+                op,
+                can_cancel=op.is_active and may_act(op),
+                can_retry=op.pk in retryable and may_act(op),
+            )
             for op in operations
         ],
         "can_download": can(actor, Action.KUBECONFIG_DOWNLOAD) and bool(cluster.kubeconfig),

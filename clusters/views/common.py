@@ -1,10 +1,10 @@
-"""What the clusters app's portal views share: the acting member, org URLs, form errors, catalogues."""
+"""What the clusters app's portal views share: the acting member, org URLs, form errors."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from enum import StrEnum
 from functools import wraps
 from typing import Any
 
@@ -18,12 +18,9 @@ from clusters.choices import ClusterStatus
 from clusters.forms import (
     PoolForm,
 )
-from clusters.models import ProviderAccount
-from clusters.providers.base import Region, Size
-from clusters.providers.registry import driver_for
 from orgs.actors import Actor
 from orgs.exceptions import FlotillaError, NotFound
-from orgs.permissions import MATRIX, Action
+from orgs.permissions import least_role
 
 View = Callable[..., HttpResponseBase]
 # "pools[1].count" names a field of the second pool the service was given.
@@ -57,8 +54,8 @@ def not_found_is_404(view: View) -> View:
     return wrapper
 
 
-def needs_role(what: str, action: Action) -> str:
-    return f"{what} needs the {MATRIX[action].label.lower()} role or higher."
+def needs_role(what: str, action: StrEnum) -> str:
+    return f"{what} needs the {least_role(action).label.lower()} role or higher."
 
 
 def is_fragment(request: HttpRequest) -> bool:
@@ -81,37 +78,3 @@ def place_errors(
             placed = True
     if not placed:
         messages.error(request, error.message)
-
-
-# --- Provider catalogues -------------------------------------------------------------------
-
-
-@dataclass
-class Catalogue:
-    """What a provider offers, read for one page: regions, the sizes of one region, versions."""
-
-    regions: list[Region] = field(default_factory=list)
-    region: str = ""
-    sizes: list[Size] = field(default_factory=list)
-    versions: list[str] = field(default_factory=list)
-    error: str = ""
-
-
-def read_catalogue(account: ProviderAccount | None, region: str = "") -> Catalogue:
-    if account is None:
-        return Catalogue()
-    try:
-        driver = driver_for(account)
-        regions = list(driver.regions())
-        ids = [r.id for r in regions]
-        chosen = region if region in ids else (ids[0] if ids else "")
-        return Catalogue(
-            regions=regions,
-            region=chosen,
-            sizes=list(driver.sizes(chosen)),
-            versions=list(driver.versions()),
-        )
-    except FlotillaError as error:
-        return Catalogue(
-            region=region, error=f"Could not read the catalogue of {account.name}: {error.message}"
-        )

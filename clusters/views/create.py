@@ -12,27 +12,27 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from clusters import selectors
-from clusters.choices import ProviderKind
 from clusters.forms import (
+    LOCAL_ON_FIRST_USE,
     ClusterForm,
     ImportForm,
     PoolForm,
     PoolFormSet,
+    account_choice,
 )
 from clusters.models import ProviderAccount
+from clusters.permissions import Action, can
+from clusters.providers.catalogue import Catalogue, read_catalogue
 from clusters.services import clusters as cluster_services
 from clusters.services import providers as provider_services
 from clusters.views.common import (
-    Catalogue,
     actor_of,
     needs_role,
     org_redirect,
     place_errors,
-    read_catalogue,
 )
 from orgs.actors import Actor
 from orgs.exceptions import FlotillaError
-from orgs.permissions import Action, can
 
 # --- Create --------------------------------------------------------------------------------
 
@@ -64,12 +64,12 @@ class ClusterFormPage:
 
 
 def _cluster_form_page(actor: Actor, data: QueryDict | None) -> ClusterFormPage:
-    accounts = [a for a in selectors.list_provider_accounts(actor) if a.kind != ProviderKind.EXISTING]
+    accounts = selectors.launchable_provider_accounts(actor)
     wanted = data.get("provider", "") if data is not None else ""
-    account = next((a for a in accounts if str(a.pk) == wanted), accounts[0] if accounts else None)
+    account = next((a for a in accounts if account_choice(a) == wanted), accounts[0] if accounts else None)
     catalogue = read_catalogue(account, data.get("region", "") if data is not None else "")
     initial = {
-        "provider": str(account.pk) if account else "",
+        "provider": account_choice(account) if account else "",
         "region": catalogue.region,
         "version": catalogue.versions[0] if catalogue.versions else "",
         "request_id": secrets.token_urlsafe(16),
@@ -96,25 +96,20 @@ def _idempotency_key(request_id: str, name: str) -> str:
     return f"portal:{request_id}:{name.strip()}" if request_id else ""
 
 
-def _ensure_local_provider(actor: Actor) -> None:
-    """Offer the local provider to an org that has none yet."""
-    try:
-        provider_services.ensure_local_provider(actor)
-    except FlotillaError:
-        # Not everyone may connect providers, and a host without local binaries has none to
-        # offer: the form then lists the accounts that exist.
-        return
+def _chosen_account(actor: Actor, choice: str) -> ProviderAccount:
+    """The account the form names; the local one is made now if this is its first use."""
+    if choice == LOCAL_ON_FIRST_USE:
+        return provider_services.ensure_local_provider(actor)
+    return selectors.get_provider_account(actor, int(choice))
 
 
 @require_http_methods(["GET", "POST"])
 def cluster_create(request: HttpRequest) -> HttpResponse:
     """Launch a cluster on one of the org's provider accounts."""
     actor = actor_of(request)
-    if request.method == "GET":
-        if not can(actor, Action.CLUSTER_CREATE):
-            messages.error(request, needs_role("Creating clusters", Action.CLUSTER_CREATE))
-            return org_redirect(request, "clusters:list")
-        _ensure_local_provider(actor)
+    if request.method == "GET" and not can(actor, Action.CLUSTER_CREATE):
+        messages.error(request, needs_role("Creating clusters", Action.CLUSTER_CREATE))
+        return org_redirect(request, "clusters:list")
     data = request.POST if request.method == "POST" else None
     page = _cluster_form_page(actor, data)
     status = 200
@@ -124,7 +119,7 @@ def cluster_create(request: HttpRequest) -> HttpResponse:
             cleaned = page.form.cleaned_data
             rows = page.rows()
             try:
-                account = selectors.get_provider_account(actor, int(cleaned["provider"]))
+                account = _chosen_account(actor, cleaned["provider"])
                 requested = cluster_services.create_cluster(
                     actor,
                     name=cleaned["name"],

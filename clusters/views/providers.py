@@ -1,4 +1,4 @@
-"""Provider accounts: list, connect (credentials checked by the service), delete."""
+"""Provider accounts: list, connect (credentials checked by the service), delete, refresh catalogue."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from clusters.forms import (
     ProviderForm,
 )
 from clusters.models import ProviderAccount
+from clusters.permissions import Action, can
 from clusters.providers.registry import driver_classes
 from clusters.services import providers as provider_services
 from clusters.views.common import (
@@ -25,7 +26,6 @@ from clusters.views.common import (
 )
 from orgs.exceptions import FlotillaError
 from orgs.feedback import report_error
-from orgs.permissions import Action, can
 
 
 def _provider_kinds() -> list[tuple[str, str]]:
@@ -108,4 +108,23 @@ def provider_delete(request: HttpRequest, pk: int) -> HttpResponse:
         report_error(request, error)
     else:
         messages.success(request, f"Removed {account.name}.")
+    return org_redirect(request, "clusters:providers")
+
+
+@require_POST
+@not_found_is_404
+def provider_refresh_catalogue(request: HttpRequest, pk: int) -> HttpResponse:
+    """Read an account's regions, sizes and versions from the provider again, past the cache."""
+    actor = actor_of(request)
+    account = selectors.get_provider_account(actor, pk)
+    try:
+        fresh = provider_services.refresh_provider_catalogue(actor, account)
+    except FlotillaError as error:
+        report_error(request, error)
+    else:
+        messages.success(
+            request,
+            f"Read the catalogue of {account.name} again: {len(fresh.regions)} region(s), "
+            f"{len(fresh.versions)} Kubernetes version(s).",
+        )
     return org_redirect(request, "clusters:providers")

@@ -143,6 +143,8 @@ CACHES: dict[str, dict[str, Any]] = {
 # Every cache key carries the schema of the org it was written in.
 CACHES["default"]["KEY_FUNCTION"] = "django_tenants.cache.make_key"
 CACHES["default"]["REVERSE_KEY_FUNCTION"] = "django_tenants.cache.reverse_key"
+# How long a provider's catalogue (regions, sizes, versions) is kept before the cloud is asked again.
+FLOTILLA_CATALOGUE_TTL = env_int("FLOTILLA_CATALOGUE_TTL", 300)
 
 # --- Background tasks (django-q2) ----------------------------------------------------------
 Q_CLUSTER: dict[str, Any] = {

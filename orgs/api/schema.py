@@ -96,6 +96,7 @@ EXTRA_ERRORS: dict[str, frozenset[int]] = {
     "v1_clusters_providers_create": frozenset({502}),
     "v1_clusters_providers_partial_update": frozenset({502}),
     "v1_clusters_providers_catalogue_retrieve": frozenset({502}),
+    "v1_clusters_providers_refresh_catalogue_create": frozenset({502}),
 }
 # Writes that cannot conflict with anything.
 NO_CONFLICT: frozenset[str] = frozenset(
@@ -105,6 +106,7 @@ NO_CONFLICT: frozenset[str] = frozenset(
         "v1_orgs_tokens_destroy",
         "v1_orgs_invitations_destroy",
         "v1_clusters_providers_partial_update",
+        "v1_clusters_providers_refresh_catalogue_create",
     }
 )
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})

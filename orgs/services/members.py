@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.mail import send_mail
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from config.events import publish
@@ -20,6 +20,7 @@ from orgs.permissions import Action, require
 from orgs.services.audit import record_action
 from orgs.services.organizations import clean_email
 from orgs.services.sockets import close_member_sockets
+from orgs.services.users import check_new_password
 
 
 def _hash(token: str) -> str:
@@ -91,6 +92,28 @@ def get_invitation_by_token(token: str) -> Invitation:
     return invitation
 
 
+def _join(invitation: Invitation, user: User, *, source: Actor) -> Membership:
+    """Inside the caller's transaction, with the invitation row locked: the member joins."""
+    org = invitation.org
+    membership, created = Membership.objects.get_or_create(
+        user=user, org=org, defaults={"role": invitation.role}
+    )
+    Invitation.objects.filter(pk=invitation.pk).update(accepted_at=timezone.now(), accepted_by=user)
+    actor = Actor(org=org, user=user, role=Role(membership.role), source=source.source, ip=source.ip)
+    if created:
+        record_action(actor, "member.joined", obj=membership, after={"role": membership.role})
+        publish(org.schema_name, "org", {"kind": "members.changed"})
+    return membership
+
+
+def _lock_usable(invitation: Invitation) -> Invitation:
+    """The invitation row, locked until commit; NotFound if it was revoked, used or expired meanwhile."""
+    locked = Invitation.objects.select_for_update().select_related("org").get(pk=invitation.pk)
+    if not locked.is_usable() or not locked.org.is_active:
+        raise NotFound("This invitation link is invalid, used or expired.")
+    return locked
+
+
 def accept_invitation(user: User, token: str, *, actor_source: Actor) -> Membership:
     """The invited person (signed in with the invited email) joins the org."""
     invitation = get_invitation_by_token(token)
@@ -98,22 +121,36 @@ def accept_invitation(user: User, token: str, *, actor_source: Actor) -> Members
         raise PermissionDenied(
             f"This invitation is for {invitation.email}; sign in with that address to accept it."
         )
-    org = invitation.org
     with transaction.atomic():
-        locked = Invitation.objects.select_for_update().get(pk=invitation.pk)
-        if not locked.is_usable():
-            raise NotFound("This invitation link is invalid, used or expired.")
-        membership, created = Membership.objects.get_or_create(
-            user=user, org=org, defaults={"role": invitation.role}
-        )
-        Invitation.objects.filter(pk=invitation.pk).update(accepted_at=timezone.now(), accepted_by=user)
-        actor = Actor(
-            org=org, user=user, role=Role(membership.role), source=actor_source.source, ip=actor_source.ip
-        )
-        if created:
-            record_action(actor, "member.joined", obj=membership, after={"role": membership.role})
-            publish(org.schema_name, "org", {"kind": "members.changed"})
-    return membership
+        return _join(_lock_usable(invitation), user, source=actor_source)
+
+
+def accept_invitation_as_new_user(
+    token: str, *, password: str, full_name: str, actor_source: Actor
+) -> tuple[User, Membership]:
+    """Someone without an account accepts: the account, its membership and the acceptance, all or nothing.
+
+    The password meets sign-up's rules. The account is made only once the invitation row is
+    locked and still usable, so an invitation revoked (or used) meanwhile leaves no account behind.
+    """
+    invitation = get_invitation_by_token(token)
+    full_name = (full_name or "").strip()[:150]
+    check_new_password(password, email=invitation.email, full_name=full_name)
+    taken = Conflict(
+        "An account with this email exists: sign in to accept the invitation.",
+        fields={"non_field_errors": ["An account with this email exists: sign in to accept."]},
+    )
+    try:
+        with transaction.atomic():
+            locked = _lock_usable(invitation)
+            if User.objects.filter(email__iexact=locked.email).exists():
+                raise taken
+            user = User.objects.create_user(email=locked.email, password=password, full_name=full_name)
+            membership = _join(locked, user, source=actor_source)
+    except IntegrityError as exc:
+        # The same person accepting another org's invitation at the same moment made the account.
+        raise taken from exc
+    return user, membership
 
 
 def revoke_invitation(actor: Actor, invitation_id: int) -> Invitation:

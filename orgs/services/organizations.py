@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 from django.conf import settings
-from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, connection, transaction
@@ -18,6 +17,7 @@ from orgs.models import Domain, Membership, Organization, User
 from orgs.permissions import Action, require
 from orgs.services.audit import record_action
 from orgs.services.sockets import close_org_sockets
+from orgs.services.users import check_new_password
 from orgs.tenancy import use_public_schema
 
 SLUG_RE = re.compile(r"^[a-z][a-z0-9-]{1,38}[a-z0-9]$")
@@ -114,13 +114,7 @@ def sign_up(
             fields={"email": ["An account with this email already exists."]},
         )
     slug = validate_slug(slug)
-    candidate = User(email=email, full_name=full_name)
-    try:
-        validate_password(password, user=candidate)
-    except DjangoValidationError as exc:
-        raise ValidationFailed(
-            "password: " + " ".join(exc.messages), fields={"password": exc.messages}
-        ) from exc
+    check_new_password(password, email=email, full_name=full_name)
 
     with transaction.atomic():
         user = User.objects.create_user(email=email, password=password, full_name=full_name[:150])
@@ -169,14 +163,19 @@ def create_organization(
 
 
 def update_organization(actor: Actor, org: Organization, *, name: str) -> Organization:
-    """Rename an org (the slug, and so its URLs and schema, never change)."""
+    """Rename an org (the slug, and so its URLs and schema, never change); audited only if it changed."""
     require(actor, Action.ORG_UPDATE)
     name = _validate_name(name)
     with transaction.atomic():
-        before = {"name": org.name}
-        Organization.objects.filter(pk=org.pk).update(name=name)
+        # The stored row, not the caller's instance: a form may already have changed that one.
+        current = Organization.objects.select_for_update().get(pk=org.pk)
         org.name = name
-        record_action(actor, "org.updated", obj=org, before=before, after={"name": name})
+        if current.name == name:
+            return org
+        Organization.objects.filter(pk=org.pk).update(name=name)
+        record_action(
+            actor, "org.updated", obj=org, org=org, before={"name": current.name}, after={"name": name}
+        )
     return org
 
 
@@ -206,7 +205,7 @@ def set_org_suspended(actor: Actor, org: Organization, *, suspended: bool) -> Or
 
 
 def set_org_quotas(actor: Actor, org: Organization, *, max_clusters: int, max_nodes: int) -> Organization:
-    """Staff set an org's quotas."""
+    """Staff set an org's quotas; audited with the stored values before, and only if they changed."""
     _require_staff(actor)
     errors: dict[str, list[str]] = {}
     for field, value in (("max_clusters", max_clusters), ("max_nodes", max_nodes)):
@@ -214,18 +213,15 @@ def set_org_quotas(actor: Actor, org: Organization, *, max_clusters: int, max_no
             errors[field] = ["Give a whole number from 0 to 100000."]
     if errors:
         raise ValidationFailed("Invalid quota.", fields=errors)
+    after = {"max_clusters": max_clusters, "max_nodes": max_nodes}
     with transaction.atomic():
-        before = {"max_clusters": org.max_clusters, "max_nodes": org.max_nodes}
+        current = Organization.objects.select_for_update().get(pk=org.pk)
+        before = {"max_clusters": current.max_clusters, "max_nodes": current.max_nodes}
         org.max_clusters, org.max_nodes = max_clusters, max_nodes
-        Organization.objects.filter(pk=org.pk).update(max_clusters=max_clusters, max_nodes=max_nodes)
-        record_action(
-            actor,
-            "org.quotas_changed",
-            obj=org,
-            org=org,
-            before=before,
-            after={"max_clusters": max_clusters, "max_nodes": max_nodes},
-        )
+        if before == after:
+            return org
+        Organization.objects.filter(pk=org.pk).update(**after)
+        record_action(actor, "org.quotas_changed", obj=org, org=org, before=before, after=after)
     return org
 
 

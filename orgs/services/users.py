@@ -1,14 +1,27 @@
-"""Staff changes to people's accounts (the rest of an account is the person's own)."""
+"""Accounts: the rules a new account's password meets, and staff changes to people's accounts."""
 
 from __future__ import annotations
 
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 
 from orgs.actors import Actor
-from orgs.exceptions import PermissionDenied
+from orgs.exceptions import PermissionDenied, ValidationFailed
 from orgs.models import Membership, User
 from orgs.services.audit import record_action
 from orgs.services.sockets import close_user_sockets
+
+
+def check_new_password(password: str, *, email: str, full_name: str = "") -> None:
+    """The password rules of every new account (sign-up, accepting an invitation): ValidationFailed."""
+    candidate = User(email=email, full_name=full_name)
+    try:
+        validate_password(password, user=candidate)
+    except DjangoValidationError as exc:
+        raise ValidationFailed(
+            "password: " + " ".join(exc.messages), fields={"password": exc.messages}
+        ) from exc
 
 
 def set_user_active(actor: Actor, user: User, *, active: bool) -> User:

@@ -964,3 +964,17 @@ def test_providers_remove_confirms(
     assert result.exit_code == 0, result.output
     assert result.stdout.endswith("Removed provider account do-prod.\n")
     assert with_providers.calls()[-1] == ("DELETE", f"{API}providers/4/")
+
+
+def test_providers_refresh_posts_the_refresh_action(
+    run: Callable[..., Result], with_providers: FakeApi
+) -> None:
+    with_providers.on(
+        "POST",
+        f"{API}providers/4/refresh-catalogue/",
+        {"regions": [{"id": "fra1", "name": "Frankfurt 1"}], "sizes": [], "versions": ["1.31.0", "1.30.2"]},
+    )
+    result = run("providers", "refresh", "do-prod")
+    assert result.exit_code == 0, result.output
+    assert ("POST", f"{API}providers/4/refresh-catalogue/") in with_providers.calls()
+    assert result.stdout == "Read the catalogue of do-prod again: 1 region(s), 2 version(s).\n"

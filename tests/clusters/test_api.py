@@ -154,8 +154,10 @@ def test_roles(org_a: Organization) -> None:
 def test_kubeconfig_download_is_audited(client_a: APIClient, org_a: Organization) -> None:
     cluster_id = create(client_a, "kc")["cluster"]["id"]
     text = yaml.safe_dump({"apiVersion": "v1", "kind": "Config", "clusters": []})
+    # Before the cluster has a kubeconfig there is nothing to hand out, and nothing is audited.
+    assert_error(client_a.get(f"{BASE}{cluster_id}/kubeconfig/"), 409, "conflict")
     with schema_context(org_a.schema_name):
-        Cluster.objects.filter(pk=cluster_id).update()  # the row exists
+        assert not AuditEntry.objects.filter(action="cluster.kubeconfig_downloaded").exists()
         cluster = Cluster.objects.get(pk=cluster_id)
         cluster.kubeconfig = text
         cluster.save()

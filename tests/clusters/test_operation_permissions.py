@@ -16,7 +16,7 @@ from django_tenants.utils import schema_context
 from clusters.models import Operation
 from orgs.audit.models import AuditEntry
 from orgs.choices import Role
-from orgs.models import Organization
+from orgs.models import Organization, User
 from tests.api_checks import assert_error
 from tests.conftest import api_client_for
 from tests.factories import add_member
@@ -128,3 +128,29 @@ def test_the_portal_refuses_a_member_cancelling_a_deletion(team: Team, org_a: Or
     assert "This needs the admin role or higher (cluster.delete)." in response.content.decode()
     assert team.status(op_id) == "queued"
     assert team.audit_actors(op_id) == []
+
+
+def _page(team: Team, role: Role, cluster_id: int, path: str = "") -> str:
+    client = Client()
+    client.force_login(User.objects.get(email=team.email[role]))
+    response = client.get(f"/o/{team.org.slug}/clusters/{cluster_id}/{path}")
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def test_the_cluster_page_offers_cancel_and_retry_only_to_who_may(team: Team) -> None:
+    created = team.create_cluster("offered")
+    cluster_id = created["cluster"]["id"]
+    op_id = team.admin.delete(f"{BASE}{cluster_id}/").json()["id"]
+    cancel, retry = (f"/operations/{op_id}/cancel/", f"/operations/{op_id}/retry/")
+
+    # A member may update the cluster, but not delete it: no Cancel on the deletion, on the
+    # page or in the fragment the live updates swap in.
+    for path in ("", "live/"):
+        assert cancel not in _page(team, Role.MEMBER, cluster_id, path)
+        assert cancel in _page(team, Role.ADMIN, cluster_id, path)
+
+    team.admin.post(f"{BASE}operations/{op_id}/cancel/")
+    for path in ("", "live/"):
+        assert retry not in _page(team, Role.MEMBER, cluster_id, path)
+        assert retry in _page(team, Role.ADMIN, cluster_id, path)

@@ -153,10 +153,6 @@ class TestList:
 
 
 class TestCreate:
-    def test_opening_the_form_makes_the_local_provider(self, org_a: Organization, owner: Client) -> None:
-        assert owner.get("/o/alpha/clusters/new/").status_code == 200
-        assert in_org(org_a, lambda: ProviderAccount.objects.filter(kind=ProviderKind.LOCAL).count()) == 1
-
     def test_form_offers_the_local_provider_and_its_catalogue(
         self, org_a: Organization, member: Client
     ) -> None:
@@ -167,12 +163,16 @@ class TestCreate:
         assert '<option value="small"' in page and 'value="local"' in page
         assert 'id="pool-row-template"' in page
 
-    @pytest.mark.usefixtures("org_a")
-    def test_member_without_a_provider_account(self, member: Client) -> None:
+    def test_member_without_a_provider_account(self, org_a: Organization, member: Client) -> None:
         # Members may create clusters but not connect providers: with no account yet the form
-        # says so instead of failing.
+        # offers the local provider (made when they create on it), with its catalogue.
         response = member.get("/o/alpha/clusters/new/")
         assert response.status_code == 200
+        page = response.content.decode()
+        assert '<option value="local" selected>local · Local' in page
+        assert '<option value="small"' in page and f'<option value="{NEWEST}"' in page
+        assert "no provider account" not in page and 'class="error"' not in page
+        assert in_org(org_a, lambda: ProviderAccount.objects.count()) == 0
 
     def test_options_fragment_follows_the_provider(self, org_a: Organization, member: Client) -> None:
         provider = local_provider(org_a)

@@ -24,7 +24,7 @@ from clusters.engine import Job, Outcome, Run
 from clusters.engine.runner import request_cancel
 from clusters.exceptions import ProviderError
 from clusters.models import ClusterEvent, Operation
-from orgs.permissions import Action
+from clusters.permissions import Action
 
 
 def _state(operation_id: int) -> dict[str, Any]:
