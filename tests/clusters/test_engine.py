@@ -5,7 +5,6 @@ each pass is run in this process, as a worker would."""
 
 from __future__ import annotations
 
-import secrets
 from datetime import timedelta
 from typing import Any
 
@@ -20,33 +19,17 @@ from clusters.choices import OperationStatus
 from clusters.engine import dispatch, runner
 from clusters.engine.machine import move
 from clusters.engine.models import Dispatch
-from clusters.models import Cluster, Operation, OperationTransition
+from clusters.models import Operation, OperationTransition
 from orgs.exceptions import InvalidTransition
 from orgs.models import Organization
-from tests.clusters.helpers import local_provider
+from tests.engine_support.scripted import submit_scripted
 
 pytestmark = pytest.mark.django_db
 
 
 def scripted(org: Organization, *script: str, max_attempts: int = 5, subject: int = 1) -> Operation:
-    """A recorded, submitted operation of the scripted kind (on a cluster row that never runs)."""
-    with schema_context(org.schema_name), transaction.atomic():
-        cluster = Cluster.objects.filter(name="scripted").first() or Cluster.objects.create(
-            name="scripted",
-            provider=local_provider(org),
-            version="1.36.1",
-            external_name=secrets.token_hex(6),
-        )
-        operation = Operation.objects.create(
-            cluster=cluster,
-            subject_type="scripted",
-            subject_id=subject,
-            kind="scripted",
-            params={"script": list(script)},
-            max_attempts=max_attempts,
-        )
-        runner.submit(operation)
-        return operation
+    """A recorded, submitted operation of the scripted kind."""
+    return submit_scripted(org, *script, subject=subject, max_attempts=max_attempts)
 
 
 def one_pass(org: Organization, operation: Operation, *, due_now: bool = True) -> tuple[str, Operation]:

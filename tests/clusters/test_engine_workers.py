@@ -4,7 +4,6 @@ and takes over."""
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,6 @@ from django_q.models import Task
 from django_tenants.utils import schema_context
 
 from clusters.choices import ClusterStatus, OperationKind, OperationStatus, ResourceState
-from clusters.engine import runner
 from clusters.engine.sweeper import sweep
 from clusters.local.runtime import LocalRuntime
 from clusters.models import CloudResource, Cluster, Operation
@@ -23,28 +21,14 @@ from clusters.services import clusters as cluster_services
 from config.tasks import enqueue
 from orgs.models import Organization
 from tests.clusters.helpers import KillableWorker, local_pools, local_provider, owner_actor, poll
+from tests.engine_support.scripted import submit_scripted
 from tests.factories import make_org
 
 pytestmark = [pytest.mark.kube, pytest.mark.live, pytest.mark.usefixtures("drop_org_schemas")]
 
 
 def _scripted(org: Organization, script: list[str], subject: int) -> int:
-    with schema_context(org.schema_name), transaction.atomic():
-        cluster = Cluster.objects.filter(name="scripted").first() or Cluster.objects.create(
-            name="scripted",
-            provider=local_provider(org),
-            version="1.36.1",
-            external_name=secrets.token_hex(6),
-        )
-        operation = Operation.objects.create(
-            cluster=cluster,
-            subject_type="scripted",
-            subject_id=subject,
-            kind="scripted",
-            params={"script": script},
-        )
-        runner.submit(operation)
-        return operation.pk
+    return submit_scripted(org, *script, subject=subject).pk
 
 
 def _operation(org: Organization, operation_id: int) -> Operation:

@@ -95,3 +95,34 @@ class ScriptedJob(Job):
         ClusterEvent.objects.create(
             cluster_id=run.operation.cluster_id, operation=run.operation, level=level, message=message[:2000]
         )
+
+
+def submit_scripted(org: Any, *script: str, subject: int = 1, max_attempts: int = 5) -> Operation:
+    """Record and submit a scripted operation in `org` (on a cluster row that never runs)."""
+    import secrets
+
+    from django.db import transaction
+    from django_tenants.utils import schema_context
+
+    from clusters.engine import runner
+    from clusters.models import Cluster
+    from clusters.services.providers import ensure_local_provider
+    from tests.factories import actor_for, owner_of
+
+    with schema_context(org.schema_name), transaction.atomic():
+        cluster = Cluster.objects.filter(name="scripted").first() or Cluster.objects.create(
+            name="scripted",
+            provider=ensure_local_provider(actor_for(owner_of(org))),
+            version="1.36.1",
+            external_name=secrets.token_hex(6),
+        )
+        operation = Operation.objects.create(
+            cluster=cluster,
+            subject_type="scripted",
+            subject_id=subject,
+            kind="scripted",
+            params={"script": list(script)},
+            max_attempts=max_attempts,
+        )
+        runner.submit(operation)
+        return operation
