@@ -248,3 +248,36 @@ def test_vultr_rule_someone_else_already_has_is_not_added_twice(
     [group_id] = fake.groups
     [ssh] = [r for r in fake.rules[group_id] if r["port"] == "22"]
     assert ssh["notes"] == "ops: office ssh"
+
+
+@pytest.mark.parametrize("kind", ["linode", "vultr"])
+def test_rules_written_before_rules_had_owners_are_the_clusters(
+    http: responses.RequestsMock, kind: str
+) -> None:
+    """A firewall made by the earlier code (no owner in descriptions, `flotilla: API` notes) is
+    taken as the cluster's: nothing is rewritten, and a scale-down still removes a gone member."""
+    fake, region, size = cloud_of(kind, http)
+    pools = [make_pool("general", size, 2)]
+    ctx = FakeContext(make_cluster("jobs", region=region), pools)
+    drive(fake.driver(), ctx)
+    if isinstance(fake, FakeLinode):
+        [firewall] = fake.firewalls.values()
+        for rule in firewall["rules"]["inbound"]:
+            del rule["description"]
+    else:
+        [group_id] = fake.groups
+        for rule in fake.rules[group_id]:
+            rule["notes"] = (
+                rule["notes"]
+                .replace("flotilla:cluster API", "flotilla: API")
+                .replace("flotilla:cluster member", "flotilla: member")
+            )
+    writes = list(fake.firewall_writes)
+
+    assert drive(fake.driver(), ctx)[-1].done and fake.firewall_writes == writes
+
+    pools[0].count = 1
+    drive(fake.driver(), ctx)
+
+    [member] = fake.vm_addresses().values()
+    assert fake.admitted()[("udp", "8472")] == {f"{member}/32"}
