@@ -265,6 +265,7 @@ def test_rules_written_before_rules_had_owners_are_the_clusters(
         for rule in firewall["rules"]["inbound"]:
             del rule["description"]
     else:
+        assert isinstance(fake, FakeVultr)
         [group_id] = fake.groups
         for rule in fake.rules[group_id]:
             rule["notes"] = (
