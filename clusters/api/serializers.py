@@ -359,6 +359,7 @@ class ProviderKindSerializer(serializers.Serializer):  # type: ignore[type-arg]
             "kind": serializers.ChoiceField(choices=ProviderKind.choices),
             "label": serializers.CharField(),
             "provisions": serializers.BooleanField(),
+            "capabilities": serializers.ListField(child=serializers.CharField()),
             "fields": CredentialFieldSerializer(many=True),
         }
 

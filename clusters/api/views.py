@@ -155,7 +155,7 @@ class ProviderAccountViewSet(OrgViewSet):
     @extend_schema(responses=s.ProviderKindSerializer(many=True))
     @action(detail=False, methods=["get"], pagination_class=None)
     def kinds(self, request: Request) -> Response:
-        """The kinds of provider and the fields each needs."""
+        """The kinds of provider, the capabilities each declares and the fields each needs."""
         selectors.list_provider_accounts(actor_of(request))  # permission check
         return Response(
             [
@@ -163,6 +163,7 @@ class ProviderAccountViewSet(OrgViewSet):
                     "kind": kind,
                     "label": cls.label,
                     "provisions": cls.provisions,
+                    "capabilities": list(cls.capabilities),
                     "fields": [asdict(f) for f in cls.credential_fields],
                 }
                 for kind, cls in driver_classes().items()

@@ -144,3 +144,10 @@ class ProviderDriver(ABC):
     def recover(self, cluster: Cluster) -> bool:
         """Bring back a cluster whose API stopped answering, where the provider can (True if it did)."""
         return False
+
+    # The capabilities it declares (`clusters.providers.capabilities.Capability` values).
+    capabilities: tuple[str, ...] = ()
+
+    def capability(self, name: str, region: str = "") -> Any | None:
+        """The adapter of capability `name`; None when this provider does not offer it."""
+        return None

@@ -4,17 +4,20 @@
 adapters and `k3s` the bootstrap (cloud-init, PKI, kubeconfig).
 
 A reconcile step does at most one thing at the provider, in this order:
-1. the cluster's firewall (where the provider can admit "members only": EC2, GCE, OpenStack,
-   DigitalOcean, Azure; Linode and Vultr, whose firewalls admit members by address);
+1. the cluster's firewall, where the provider declares the firewall capability (all seven: EC2,
+   GCE, OpenStack, DigitalOcean and Azure admit "members only" as a group; Linode and Vultr by
+   address);
 2. surplus VMs destroyed, highest index first (scale down, removed pools);
 3. VMs on another Kubernetes version upgraded in place, the server first, one at a time (a Job
    per node through the cluster's API; see `k3s_upgrade`);
 4. missing VMs created — the server first, agents once the server has an address. Each VM is
    recorded (`plan_resource`) before it is created and looked up by name before creating it, so
    a worker killed in between adopts the VM instead of making a second one;
-5. when every VM runs, for address firewalls (Linode, Vultr): any VM not behind the firewall is
-   put behind it, then its rules are made exactly the API port from `api_cidrs` and k3s's ports
-   from the running VMs' addresses (a pass with nothing changed only reads);
+5. when every VM runs, the firewall's rules, owner by owner: the cluster's own (the API port from
+   `api_cidrs`, k3s's ports between members — for address firewalls, from the running VMs'
+   addresses, after any VM not behind the firewall is put behind it) and those other apps
+   contribute (`capabilities.register_firewall_contributor`). Each adapter changes only the
+   rules it made for that owner; a pass with nothing changed only reads;
 6. when every VM runs: the kubeconfig (built from Flotilla's own PKI and the server's address).
 Kubernetes readiness (nodes Ready) is then checked by the reconcile loop through the kubeconfig.
 
@@ -33,8 +36,8 @@ import secrets
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from clusters.choices import ProviderKind, ResourceState
 from clusters.exceptions import ProviderError
@@ -42,21 +45,32 @@ from clusters.kube import KubeError
 from clusters.providers import cloud_simulation as simulation
 from clusters.providers import k3s, k3s_upgrade
 from clusters.providers.base import Outcome, ProviderDriver, ReconcileContext, Region, Size
+from clusters.providers.capabilities import Capabilities, CloudKit, by_owner, contributed_rules
 from clusters.providers.cloud_errors import LIBCLOUD_ERRORS, provider_error
 from clusters.providers.clouds import (
     DEFAULT_API_CIDRS,
     AzureApi,
+    AzureFirewall,
+    CloudAccount,
     CloudApi,
     DigitalOceanApi,
+    DigitalOceanFirewall,
     Ec2Api,
+    Ec2Firewall,
+    Firewall,
     GceApi,
+    GceFirewall,
     LinodeApi,
+    LinodeFirewall,
     OpenStackApi,
+    OpenStackFirewall,
     Vm,
     VmRequest,
     VultrApi,
+    VultrFirewall,
     firewall_rules,
 )
+from clusters.providers.records import FirewallRecord, VmRecord
 from clusters.versions import KubeVersion
 
 if TYPE_CHECKING:
@@ -106,6 +120,7 @@ class _Step:
 
     ctx: ReconcileContext
     api: CloudApi
+    firewall: Firewall | None
     release: str
     records: dict[str, CloudResource]
     wanted: list[WantedVm]
@@ -130,10 +145,18 @@ def cluster_tag(external_name: str) -> str:
 class LibcloudDriver(ProviderDriver):
     """Clusters of VMs at a libcloud compute provider, with k3s bootstrapped by cloud-init."""
 
-    api_class: ClassVar[type[CloudApi]]
+    kit: ClassVar[CloudKit]
+
+    def _capabilities(self, region: str = "") -> Capabilities:
+        """Every capability of the account, built from its one credentials object."""
+        return self.kit.build(CloudAccount(self.credentials, self.settings).in_region(region))
 
     def _api(self, region: str = "") -> CloudApi:
-        return self.api_class(self.credentials, self.settings, region)
+        return self._capabilities(region).compute
+
+    def capability(self, name: str, region: str = "") -> Any | None:
+        """The adapter of capability `name` in `region`; None when the provider does not offer it."""
+        return self._capabilities(region).capability(name)
 
     @contextmanager
     def _calls(self) -> Iterator[None]:
@@ -191,14 +214,15 @@ class LibcloudDriver(ProviderDriver):
         cluster = ctx.cluster
         release = k3s.release(cluster.version)
         with self._calls():
-            api = self._api(cluster.region)
-            outcome = self._ensure_firewalls(ctx, api)
+            caps = self._capabilities(cluster.region)
+            api, firewall = caps.compute, caps.firewall
+            outcome = self._ensure_firewalls(ctx, firewall)
             if outcome is not None:
                 return outcome
             records = {r.name: r for r in ctx.resources(VM)}
             wanted = self._wanted(ctx, records)
             seen = Observed.of(api, set(records) | {w.name for w in wanted})
-            step = _Step(ctx, api, release, records, wanted, seen)
+            step = _Step(ctx, api, firewall, release, records, wanted, seen)
             # Upgrades come before new VMs, which boot on the new version (a kubelet must never be
             # newer than its API server).
             for action in (self._forget_lost, self._remove_surplus, self._upgrade, self._create_missing):
@@ -214,13 +238,13 @@ class LibcloudDriver(ProviderDriver):
                     seconds=5,
                     progress=45,
                 )
-            if api.address_firewall:
-                outcome = self._admit_members(ctx, api, [vm for _, vm in observed if vm is not None])
+            if firewall is not None:
+                outcome = self._firewall_rules(ctx, firewall, [vm for _, vm in observed if vm is not None])
                 if outcome is not None:
                     return outcome
             if self.simulated:
                 return simulation.simulate(ctx, api, live)
-            server = next(vm for r, vm in observed if vm is not None and r.data.get("role") == "server")
+            server = next(vm for r, vm in observed if vm is not None and VmRecord.from_data(r).server)
             pki = k3s.ClusterPki.of(ctx.secret)
             kubeconfig = k3s.kubeconfig(
                 pki, name=cluster.external_name, address=server.address, tls_name=cluster.external_name
@@ -228,51 +252,72 @@ class LibcloudDriver(ProviderDriver):
             ctx.store_kubeconfig(kubeconfig, endpoint=k3s.endpoint(server.address))
         return Outcome.finished(f"{len(live)} VMs running; k3s starts on them through cloud-init")
 
-    def _ensure_firewalls(self, ctx: ReconcileContext, api: CloudApi) -> Outcome | None:
+    def _ensure_firewalls(self, ctx: ReconcileContext, firewall: Firewall | None) -> Outcome | None:
+        if firewall is None:
+            return None
         tag = cluster_tag(ctx.cluster.external_name)
-        for name in api.firewall_names(tag):
-            record = ctx.plan_resource(FIREWALL, name)
+        for name in firewall.names(tag):
+            record = ctx.plan_resource(FIREWALL, name, data=FirewallRecord().to_data())
             if record.state != ResourceState.CREATED:
-                provider_id = api.ensure_firewall(name, firewall_rules(self._api_cidrs()), tag)
+                provider_id = firewall.ensure(name, firewall_rules(self._api_cidrs()), tag)
                 ctx.resource_created(record, provider_id)
                 ctx.event(f"Firewall {name} ready (API port and member traffic only)")
                 return Outcome.step(f"Firewall {name} ready", progress=5)
         return None
 
-    def _admit_members(self, ctx: ReconcileContext, api: CloudApi, vms: list[Vm]) -> Outcome | None:
-        """Address firewalls: every running VM behind them, member ports from exactly their addresses.
+    def _firewall_rules(self, ctx: ReconcileContext, firewall: Firewall, vms: list[Vm]) -> Outcome | None:
+        """Every running VM behind the firewall, then each owner's rules as that owner wants them.
 
-        Runs on every pass once all VMs run, so a scale up or down reaches the rules on the next one;
-        with nothing changed it only reads.
+        Runs on every pass once all VMs run, so a scale up or down, a new `api_cidrs` or a rule
+        another app contributes reaches the provider on the next one; with nothing changed it
+        only reads. One firewall changes per step.
         """
         firewalls = ctx.resources(FIREWALL)
-        joined = api.join_firewalls(vms, tuple(r.provider_id for r in firewalls))
+        by_address = firewall.admits_members_by == "address"
+        joined = firewall.join(vms, tuple(r.provider_id for r in firewalls))
         if joined:
             names = ", ".join(sorted(joined))
             ctx.event(f"Put VMs behind the cluster's firewall: {names}")
             return Outcome.step(f"VMs put behind the firewall: {names}", progress=48)
-        addresses = sorted({vm.member_address for vm in vms})
-        rules = firewall_rules(self._api_cidrs())
+        addresses = sorted({vm.member_address for vm in vms}) if by_address else []
+        wanted = by_owner(firewall_rules(self._api_cidrs()) + contributed_rules(ctx.cluster))
+        tag = cluster_tag(ctx.cluster.external_name)
         for record in firewalls:
-            if api.admit_members(record.provider_id, rules, addresses):
+            stored = FirewallRecord.from_data(record)
+            changed = [
+                owner
+                for owner in sorted(set(wanted) | set(stored.owners), key=lambda o: (o != "cluster", o))
+                if firewall.apply(
+                    record.provider_id, record.name, tag, owner, wanted.get(owner, []), addresses
+                )
+            ]
+            owners = tuple(sorted(wanted))
+            if owners != stored.owners:
+                ctx.resource_created(record, record.provider_id, replace(stored, owners=owners).to_data())
+            if not changed:
+                continue
+            if by_address and changed == ["cluster"]:
                 ctx.event(f"Firewall {record.name} admits k3s's ports from {', '.join(addresses)} only")
                 return Outcome.step(f"Firewall admits the cluster's {len(addresses)} machines", progress=50)
+            ctx.event(f"Firewall {record.name}: rules of {', '.join(changed)} brought up to date")
+            return Outcome.step(f"Firewall {record.name} rules updated", progress=50)
         return None
 
     def _upgrade(self, step: _Step) -> Outcome | None:
         """Move the VMs that run another version to the cluster's: the server first, one at a time."""
         ctx, target = step.ctx, str(KubeVersion.from_any(step.ctx.cluster.version))
+        typed = {r.name: VmRecord.from_data(r) for r in step.records.values()}
         stale = sorted(
             (
                 r
                 for r in step.records.values()
-                if r.state == ResourceState.CREATED and r.data.get("version") not in (None, target)
+                if r.state == ResourceState.CREATED and typed[r.name].version not in ("", target)
             ),
-            key=lambda r: (r.data.get("role") != "server", r.name),
+            key=lambda r: (not typed[r.name].server, r.name),
         )
         if not stale:
             return None
-        k3s_upgrade.check_upgrade_path({str(r.data["version"]) for r in stale}, target)
+        k3s_upgrade.check_upgrade_path({typed[r.name].version for r in stale}, target)
         if self.simulated:
             return simulation.simulate_upgrade(ctx, stale, target)
         record = stale[0]
@@ -283,7 +328,7 @@ class LibcloudDriver(ProviderDriver):
             found = k3s_upgrade.advance(
                 ctx.cluster.kubeconfig_text(),
                 record.name,
-                mode="server" if record.data.get("role") == "server" else "agent",
+                mode=typed[record.name].role,
                 release=step.release,
                 install_url=install_url,
                 image=str(self.settings.get("k3s_upgrade_image") or k3s_upgrade.DEFAULT_IMAGE),
@@ -297,7 +342,7 @@ class LibcloudDriver(ProviderDriver):
             raise ProviderError(str(exc), retryable=False) from exc
         if not found.done:
             return Outcome.wait(found.message, seconds=5, progress=progress)
-        ctx.resource_created(record, record.provider_id, {"version": target})
+        ctx.resource_created(record, record.provider_id, typed[record.name].upgraded(target).to_data())
         ctx.event(f"{found.message} ({total - len(stale) + 1}/{total} nodes)")
         return Outcome.step(found.message, progress=progress)
 
@@ -306,7 +351,7 @@ class LibcloudDriver(ProviderDriver):
         """The VMs of the desired pools; the server is pinned once recorded."""
         ext = ctx.cluster.external_name
         pools = [p for p in ctx.pools() if not p.removing]
-        server_record = next((r for r in records.values() if r.data.get("role") == "server"), None)
+        server_record = next((r for r in records.values() if VmRecord.from_data(r).server), None)
         if server_record is not None:
             server_name, server_pool = server_record.name, server_record.pool_name
         else:
@@ -332,9 +377,10 @@ class LibcloudDriver(ProviderDriver):
         for record in step.records.values():
             if record.state != ResourceState.CREATED or step.seen.find(record) is not None:
                 continue
-            if time.time() - float(record.data.get("created_at") or 0) < LISTING_GRACE_SECONDS:
+            vm = VmRecord.from_data(record)
+            if time.time() - (vm.created_at or 0) < LISTING_GRACE_SECONDS:
                 return Outcome.wait(f"Waiting for the provider to list VM {record.name}", seconds=5)
-            if record.data.get("role") == "server":
+            if vm.server:
                 raise ProviderError(
                     f"The k3s server VM {record.name} was deleted outside Flotilla; the cluster cannot "
                     "be repaired: delete it and create it again.",
@@ -350,7 +396,7 @@ class LibcloudDriver(ProviderDriver):
         surplus = [r for r in step.records.values() if r.name not in names]
         if not surplus:
             return None
-        record = max(surplus, key=lambda r: (int(r.data.get("index") or 0), r.name))
+        record = max(surplus, key=lambda r: (VmRecord.from_data(r).index, r.name))
         if not step.api.destroy_vm(record.name, step.seen.find(record)):
             return Outcome.wait(f"Waiting for VM {record.name} to be deleted", seconds=5)
         step.ctx.resource_deleted(record)
@@ -377,37 +423,43 @@ class LibcloudDriver(ProviderDriver):
                     VM,
                     want.name,
                     pool_name=want.pool.name,
-                    data={
-                        "role": "server" if want.server else "agent",
-                        "index": want.index,
-                        "version": str(KubeVersion.from_any(ctx.cluster.version)),
-                        "nonce": secrets.token_hex(8),
-                    },
+                    data=VmRecord(
+                        role="server" if want.server else "agent",
+                        index=want.index,
+                        version=str(KubeVersion.from_any(ctx.cluster.version)),
+                        nonce=secrets.token_hex(8),
+                    ).to_data(),
                 )
+            planned = VmRecord.from_data(record)
             progress = 10 + int(30 * position / max(len(wanted), 1))
             existing = step.seen.by_name.get(want.name)
             if existing is not None:
-                ctx.resource_created(record, existing.id, {"created_at": time.time()})
+                ctx.resource_created(record, existing.id, planned.created(time.time()).to_data())
                 ctx.event(f"Adopted VM {want.name}, created before an interrupted worker could record it")
                 return Outcome.step(f"VM {want.name} adopted", progress=progress)
             request = VmRequest(
                 name=want.name,
                 size=want.pool.size,
-                user_data=self._user_data(ctx, step.api, want, server_vm, step.release),
+                user_data=self._user_data(ctx, step.firewall, want, server_vm, step.release),
                 cluster_tag=cluster_tag(ctx.cluster.external_name),
                 firewall_names=tuple(r.name for r in ctx.resources(FIREWALL)),
                 firewall_ids=tuple(r.provider_id for r in ctx.resources(FIREWALL)),
-                idempotency_key=f"{want.name}-{record.data.get('nonce', '')}",
+                idempotency_key=f"{want.name}-{planned.nonce}",
             )
             vm = step.api.create_vm(request)
-            ctx.resource_created(record, vm.id, {"created_at": time.time()})
+            ctx.resource_created(record, vm.id, planned.created(time.time()).to_data())
             role = "k3s server" if want.server else "agent"
             ctx.event(f"Created VM {want.name} ({want.pool.size}, {role} of pool {want.pool.name})")
             return Outcome.step(f"VM {want.name} created", progress=progress)
         return None
 
     def _user_data(
-        self, ctx: ReconcileContext, api: CloudApi, want: WantedVm, server_vm: Vm | None, release: str
+        self,
+        ctx: ReconcileContext,
+        firewall: Firewall | None,
+        want: WantedVm,
+        server_vm: Vm | None,
+        release: str,
     ) -> str:
         pki = k3s.ClusterPki.of(ctx.secret)
         role = k3s.NodeRole(
@@ -419,7 +471,8 @@ class LibcloudDriver(ProviderDriver):
         install_url = str(self.settings.get("k3s_install_url") or k3s.INSTALL_URL)
         if want.server:
             # Without a firewall that admits members only, pod traffic goes over WireGuard.
-            backend = "vxlan" if api.member_firewall else "wireguard-native"
+            members_only = firewall is not None and firewall.admits_members_by == "group"
+            backend = "vxlan" if members_only else "wireguard-native"
             return k3s.server_user_data(
                 pki,
                 role,
@@ -447,13 +500,14 @@ class LibcloudDriver(ProviderDriver):
             ctx.resource_deleted(plane)
             return Outcome.step("Local control plane deleted (simulation)", progress=10)
         with self._calls():
-            api = self._api(ctx.cluster.region)
+            caps = self._capabilities(ctx.cluster.region)
+            api = caps.compute
             vms = ctx.resources(VM)
             if vms:
                 seen = Observed.of(api, {r.name for r in vms})
                 # Agents first, highest index first; the server last.
                 record = max(
-                    vms, key=lambda r: (r.data.get("role") != "server", int(r.data.get("index") or 0))
+                    vms, key=lambda r: (VmRecord.from_data(r).server is False, VmRecord.from_data(r).index)
                 )
                 if not api.destroy_vm(record.name, seen.find(record)):
                     return Outcome.wait(f"Waiting for VM {record.name} to be deleted", seconds=5, progress=30)
@@ -461,7 +515,7 @@ class LibcloudDriver(ProviderDriver):
                 ctx.event(f"Destroyed VM {record.name}")
                 return Outcome.step(f"VM {record.name} destroyed ({len(vms) - 1} left)", progress=30)
             for record in ctx.resources(FIREWALL):
-                if not api.delete_firewall(record.name, record.provider_id):
+                if caps.firewall is not None and not caps.firewall.delete(record.name, record.provider_id):
                     return Outcome.wait(f"Waiting for the VMs to release firewall {record.name}", seconds=5)
                 ctx.resource_deleted(record)
                 ctx.event(f"Deleted firewall {record.name}")
@@ -474,7 +528,8 @@ class Ec2Driver(LibcloudDriver):
 
     kind = ProviderKind.EC2
     label = "AWS EC2"
-    api_class = Ec2Api
+    kit = CloudKit(compute=Ec2Api, firewall=Ec2Firewall)
+    capabilities = kit.offered()
     credential_fields = Ec2Api.credential_fields
 
 
@@ -483,7 +538,8 @@ class DigitalOceanDriver(LibcloudDriver):
 
     kind = ProviderKind.DIGITALOCEAN
     label = "DigitalOcean"
-    api_class = DigitalOceanApi
+    kit = CloudKit(compute=DigitalOceanApi, firewall=DigitalOceanFirewall)
+    capabilities = kit.offered()
     credential_fields = DigitalOceanApi.credential_fields
 
 
@@ -492,7 +548,8 @@ class GceDriver(LibcloudDriver):
 
     kind = ProviderKind.GCE
     label = "Google Compute Engine"
-    api_class = GceApi
+    kit = CloudKit(compute=GceApi, firewall=GceFirewall)
+    capabilities = kit.offered()
     credential_fields = GceApi.credential_fields
 
 
@@ -501,7 +558,8 @@ class LinodeDriver(LibcloudDriver):
 
     kind = ProviderKind.LINODE
     label = "Linode"
-    api_class = LinodeApi
+    kit = CloudKit(compute=LinodeApi, firewall=LinodeFirewall)
+    capabilities = kit.offered()
     credential_fields = LinodeApi.credential_fields
 
 
@@ -510,7 +568,8 @@ class VultrDriver(LibcloudDriver):
 
     kind = ProviderKind.VULTR
     label = "Vultr"
-    api_class = VultrApi
+    kit = CloudKit(compute=VultrApi, firewall=VultrFirewall)
+    capabilities = kit.offered()
     credential_fields = VultrApi.credential_fields
 
 
@@ -519,7 +578,8 @@ class AzureDriver(LibcloudDriver):
 
     kind = ProviderKind.AZURE
     label = "Azure"
-    api_class = AzureApi
+    kit = CloudKit(compute=AzureApi, firewall=AzureFirewall)
+    capabilities = kit.offered()
     credential_fields = AzureApi.credential_fields
 
 
@@ -528,7 +588,8 @@ class OpenStackDriver(LibcloudDriver):
 
     kind = ProviderKind.OPENSTACK
     label = "OpenStack"
-    api_class = OpenStackApi
+    kit = CloudKit(compute=OpenStackApi, firewall=OpenStackFirewall)
+    capabilities = kit.offered()
     credential_fields = OpenStackApi.credential_fields
 
 

@@ -14,6 +14,7 @@ from clusters.choices import ResourceState
 from clusters.exceptions import ProviderError
 from clusters.providers.base import Outcome, ReconcileContext
 from clusters.providers.clouds import CloudApi
+from clusters.providers.records import VmRecord
 
 if TYPE_CHECKING:
     from clusters.models import CloudResource
@@ -83,6 +84,8 @@ def simulate_upgrade(ctx: ReconcileContext, stale: Sequence[CloudResource], targ
     except LocalClusterError as exc:
         raise ProviderError(str(exc), retryable=not isinstance(exc, BinariesMissing)) from exc
     for record in stale:
-        ctx.resource_created(record, record.provider_id, {"version": target})
+        ctx.resource_created(
+            record, record.provider_id, VmRecord.from_data(record).upgraded(target).to_data()
+        )
     ctx.event(f"Simulation: local control plane and {len(stale)} simulated nodes moved to {target}")
     return Outcome.step(f"Upgraded to {target} (simulation)", progress=60)

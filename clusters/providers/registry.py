@@ -28,3 +28,8 @@ def driver_class(kind: str) -> type[ProviderDriver]:
 def driver_for(account: ProviderAccount) -> ProviderDriver:
     """A driver for an account, built from its decrypted credentials."""
     return driver_class(account.kind)(account.secret_values(), dict(account.settings or {}))
+
+
+def capabilities_by_kind() -> list[tuple[str, str, tuple[str, ...]]]:
+    """Each kind of provider, its label and the capabilities it declares (API and provider page)."""
+    return [(kind, cls.label, tuple(cls.capabilities)) for kind, cls in driver_classes().items()]

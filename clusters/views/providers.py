@@ -17,7 +17,7 @@ from clusters.forms import (
 )
 from clusters.models import ProviderAccount
 from clusters.permissions import Action, can
-from clusters.providers.registry import driver_classes
+from clusters.providers.registry import capabilities_by_kind, driver_classes
 from clusters.services import providers as provider_services
 from clusters.views.common import (
     actor_of,
@@ -49,6 +49,7 @@ def _providers_context(request: HttpRequest, form: ProviderForm) -> dict[str, An
         "accounts": list(accounts.defer("credentials")),
         "form": form,
         "can_manage": can(actor, Action.PROVIDER_MANAGE),
+        "kinds": [(label, capabilities) for _, label, capabilities in capabilities_by_kind()],
     }
 
 

@@ -1,4 +1,10 @@
-"""AWS EC2: an Ubuntu image found by owner and name, a security group admitting its own members."""
+"""AWS EC2: an Ubuntu image found by owner and name (compute), a security group admitting its own
+members (firewall).
+
+A security group's rules carry no owner Flotilla could read back through libcloud, so the
+firewall adapter only adds the rules an owner lacks and never revokes one: whatever else the
+group admits (a rule added by hand, by another tool) stays.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +18,7 @@ from clusters.providers.base import CredentialField, Region
 from clusters.providers.clouds.base import (
     CLUSTER_TAG,
     CloudApi,
+    Firewall,
     FirewallRule,
     Vm,
     VmRequest,
@@ -39,7 +46,6 @@ class Ec2Api(CloudApi):
             "endpoint", "Endpoint URL", secret=False, required=False, help="EC2-compatible APIs only"
         ),
     )
-    member_firewall = True
 
     def build(self) -> Any:
         from libcloud.compute.drivers.ec2 import EC2NodeDriver
@@ -125,21 +131,47 @@ class Ec2Api(CloudApi):
             options["ex_security_groups"] = list(request.firewall_names)
         return vm_of(self.compute.create_node(**options))
 
-    def ensure_firewall(self, name: str, rules: list[FirewallRule], tag: str) -> str:
-        subnet = self._subnet()
+
+def _ec2_has_rule(existing: list[dict[str, Any]], rule: FirewallRule, group_id: str) -> bool:
+    """Whether the group's listed permissions admit the rule (over every entry for its ports)."""
+    cidrs: set[str] = set()
+    groups: set[str] = set()
+    for have in existing:
+        ports = (str(have.get("protocol")), str(have.get("from_port")), str(have.get("to_port")))
+        if ports == (rule.protocol, str(rule.from_port), str(rule.to_port)):
+            cidrs.update(have.get("cidr_ips") or [])
+            groups.update(str(pair.get("group_id")) for pair in have.get("group_pairs") or [])
+    return set(rule.cidrs) <= cidrs and (not rule.members or group_id in groups)
+
+
+class Ec2Firewall(Firewall):
+    """A security group whose member rules admit the group itself (its machines)."""
+
+    vms: Ec2Api
+
+    def ensure(self, name: str, rules: list[FirewallRule], tag: str) -> str:
+        """Find the group by name (in the subnet's VPC) or create it, with the rules it lacks."""
+        subnet = self.vms._subnet()
         vpc_id = subnet.extra.get("vpc_id") if subnet is not None else None
         filters: dict[str, Any] = {"group-name": name}
         if vpc_id:
             filters["vpc-id"] = vpc_id
-        groups = self.compute.ex_get_security_groups(filters=filters)
+        groups = self.driver.ex_get_security_groups(filters=filters)
         if groups:
             group_id, existing = str(groups[0].id), list(groups[0].ingress_rules)
         else:
-            created = self.compute.ex_create_security_group(name, f"Flotilla cluster {tag}", vpc_id=vpc_id)
+            created = self.driver.ex_create_security_group(name, f"Flotilla cluster {tag}", vpc_id=vpc_id)
             group_id, existing = str(created["group_id"]), []
+        self._add_missing(group_id, existing, rules)
+        return group_id
+
+    def _add_missing(self, group_id: str, existing: list[dict[str, Any]], rules: list[FirewallRule]) -> bool:
+        changed = False
         for rule in rules:
-            if not _ec2_has_rule(existing, rule, group_id):
-                self.compute.ex_authorize_security_group_ingress(
+            if _ec2_has_rule(existing, rule, group_id):
+                continue
+            try:
+                self.driver.ex_authorize_security_group_ingress(
                     group_id,
                     rule.from_port,
                     rule.to_port,
@@ -147,16 +179,40 @@ class Ec2Api(CloudApi):
                     group_pairs=[{"group_id": group_id}] if rule.members else None,
                     protocol=rule.protocol,
                 )
-        return group_id
+            except BaseHTTPError as exc:
+                # A listing that folds permissions together can hide one the group has: AWS
+                # refuses it as a duplicate, which means it is there.
+                if "InvalidPermission.Duplicate" not in str(exc):
+                    raise
+            else:
+                changed = True
+        return changed
 
-    def delete_firewall(self, name: str, provider_id: str) -> bool:
+    def apply(
+        self,
+        provider_id: str,
+        name: str,
+        tag: str,
+        owner: str,
+        rules: list[FirewallRule],
+        addresses: list[str],
+    ) -> bool:
+        """Authorize the owner's rules the group lacks; revoke nothing."""
+        if not rules:
+            return False
+        groups = self.driver.ex_get_security_groups(group_ids=[provider_id])
+        if not groups:
+            return False
+        return self._add_missing(provider_id, list(groups[0].ingress_rules), rules)
+
+    def delete(self, name: str, provider_id: str) -> bool:
         if not provider_id:
-            groups = self.compute.ex_get_security_groups(filters={"group-name": name})
+            groups = self.driver.ex_get_security_groups(filters={"group-name": name})
             if not groups:
                 return True
             provider_id = str(groups[0].id)
         try:
-            self.compute.ex_delete_security_group_by_id(provider_id)
+            self.driver.ex_delete_security_group_by_id(provider_id)
         except BaseHTTPError as exc:
             if "InvalidGroup.NotFound" in str(exc):
                 return True
@@ -164,17 +220,3 @@ class Ec2Api(CloudApi):
                 return False  # instances still shutting down
             raise
         return True
-
-
-def _ec2_has_rule(existing: list[dict[str, Any]], rule: FirewallRule, group_id: str) -> bool:
-    for have in existing:
-        if (str(have.get("protocol")), str(have.get("from_port")), str(have.get("to_port"))) != (
-            rule.protocol,
-            str(rule.from_port),
-            str(rule.to_port),
-        ):
-            continue
-        groups = {str(pair.get("group_id")) for pair in have.get("group_pairs") or []}
-        if set(rule.cidrs) <= set(have.get("cidr_ips") or []) and (not rule.members or group_id in groups):
-            return True
-    return False

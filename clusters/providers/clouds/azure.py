@@ -2,14 +2,20 @@
 
 Each cluster gets an application security group (`<tag>-members`, its machines) and a network
 security group (`<tag>`) admitting the API port from `api_cidrs` and k3s's ports from the members
-only. libcloud's driver has no calls for either, nor for a Standard public IP, so the adapter sends
-those ARM requests through the driver's own authenticated connection.
+only. libcloud's driver has no calls for either, nor for a Standard public IP, so the adapters
+send those ARM requests through the compute driver's own authenticated connection.
+
+An NSG is written whole (PUT), so the firewall adapter reads it first and writes back every rule
+that is not the reconciled owner's as it found it. The cluster's own rules are named
+`addresses-*`, `members-*` and `deny-virtual-network`; another owner's `flotilla-<owner>-<n>`.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from libcloud.common.exceptions import BaseHTTPError
@@ -19,8 +25,10 @@ from libcloud.compute.base import NodeAuthSSHKey, NodeLocation
 from clusters.exceptions import ProviderError
 from clusters.providers.base import CredentialField, Size
 from clusters.providers.clouds.base import (
+    CLUSTER_OWNER,
     CLUSTER_TAG,
     CloudApi,
+    Firewall,
     FirewallRule,
     Vm,
     VmRequest,
@@ -30,6 +38,8 @@ from clusters.providers.clouds.base import (
 
 NETWORK_API = {"api-version": "2024-05-01"}
 FIRST_PRIORITY = 100
+# Where the rules of owners other than the cluster start.
+CONTRIBUTED_PRIORITY = 1000
 # Below it, Azure's defaults admit the whole virtual network (65000) and its load balancer (65001).
 DENY_VNET_PRIORITY = 4000
 # Azure may refuse a reference to a resource it is still provisioning: wait this long for it, at most.
@@ -55,33 +65,26 @@ def _azure_driver_class() -> Any:
     return Driver
 
 
-def _security_rules(rules: list[FirewallRule], members_id: str) -> list[dict[str, Any]]:
-    """Inbound rules of the NSG: addresses to any machine, members to members, the rest of the VNet denied.
+def _security_rules(rules: list[FirewallRule], members_id: str, used: set[int]) -> list[dict[str, Any]]:
+    """The cluster's inbound rules: addresses to any machine, members to members, the rest of the
+    VNet denied; at priorities no other rule of the NSG holds (`used`).
 
     Azure does not mix address prefixes and application security groups in one rule: a rule
     admitting both becomes two.
     """
     members = [{"id": members_id}]
     allowed: list[tuple[str, dict[str, Any]]] = []
+    sources: dict[str, Any]
     for rule in rules:
-        ports = rule.port_range
-        common: dict[str, Any] = {
-            "direction": "Inbound",
-            "access": "Allow",
-            "protocol": rule.protocol.capitalize(),
-            "sourcePortRange": "*",
-            "destinationPortRange": ports,
-        }
-        sources: dict[str, Any]
         if rule.cidrs:
             sources = {"sourceAddressPrefixes": list(rule.cidrs), "destinationAddressPrefix": "*"}
-            allowed.append((f"addresses-{rule.protocol}-{ports}", common | sources))
+            allowed.append((f"addresses-{rule.protocol}-{rule.port_range}", _allow(rule) | sources))
         if rule.members:
             sources = {
                 "sourceApplicationSecurityGroups": members,
                 "destinationApplicationSecurityGroups": members,
             }
-            allowed.append((f"members-{rule.protocol}-{ports}", common | sources))
+            allowed.append((f"members-{rule.protocol}-{rule.port_range}", _allow(rule) | sources))
     deny_vnet = {
         "priority": DENY_VNET_PRIORITY,
         "direction": "Inbound",
@@ -92,10 +95,73 @@ def _security_rules(rules: list[FirewallRule], members_id: str) -> list[dict[str
         "destinationAddressPrefix": "*",
         "destinationPortRange": "*",
     }
+    priorities = _free_priorities(FIRST_PRIORITY, 10, used)
     return [
-        {"name": name, "properties": {"priority": FIRST_PRIORITY + 10 * position, **properties}}
-        for position, (name, properties) in enumerate(allowed)
+        {"name": name, "properties": {"priority": next(priorities), **properties}}
+        for name, properties in allowed
     ] + [{"name": "deny-virtual-network", "properties": deny_vnet}]
+
+
+def _allow(rule: FirewallRule) -> dict[str, Any]:
+    return {
+        "direction": "Inbound",
+        "access": "Allow",
+        "protocol": rule.protocol.capitalize(),
+        "sourcePortRange": "*",
+        "destinationPortRange": rule.port_range,
+    }
+
+
+def _contributed_rules(owner: str, rules: list[FirewallRule], used: set[int]) -> list[dict[str, Any]]:
+    """Another owner's rules: networks to any machine of the cluster."""
+    priorities = _free_priorities(CONTRIBUTED_PRIORITY, 1, used)
+    return [
+        {
+            "name": f"{_prefix(owner)}{index}",
+            "properties": {
+                "priority": next(priorities),
+                **_allow(rule),
+                "sourceAddressPrefixes": list(rule.cidrs),
+                "destinationAddressPrefix": "*",
+            },
+        }
+        for index, rule in enumerate(rules)
+    ]
+
+
+def _free_priorities(start: int, step: int, used: set[int]) -> Iterator[int]:
+    priority = start
+    while True:
+        if priority not in used:
+            yield priority
+        priority += step
+
+
+def _prefix(owner: str) -> str:
+    return "flotilla-" + re.sub(r"[^a-z0-9]+", "-", owner.lower()).strip("-") + "-"
+
+
+def _owns(owner: str, rule: dict[str, Any]) -> bool:
+    name = str(rule.get("name") or "")
+    if owner == CLUSTER_OWNER:
+        return name == "deny-virtual-network" or name.startswith(("addresses-", "members-"))
+    return name.startswith(_prefix(owner))
+
+
+def _shape(rule: dict[str, Any]) -> tuple[Any, ...]:
+    """What a rule admits, and where (priorities aside: they only order disjoint rules)."""
+    p = rule.get("properties") or {}
+    groups = sorted(str(g.get("id", "")).lower() for g in p.get("sourceApplicationSecurityGroups") or [])
+    return (
+        str(rule.get("name")),
+        str(p.get("access")),
+        str(p.get("direction")),
+        str(p.get("protocol")).lower(),
+        str(p.get("destinationPortRange")),
+        tuple(sorted(p.get("sourceAddressPrefixes") or [])),
+        str(p.get("sourceAddressPrefix") or ""),
+        tuple(groups),
+    )
 
 
 def _in_use(exc: BaseHTTPError) -> bool:
@@ -117,7 +183,6 @@ class AzureApi(CloudApi):
         CredentialField("image", "Image", secret=False, required=False, help="publisher:offer:sku:version"),
     )
     default_image = "Canonical:ubuntu-24_04-lts:server:latest"
-    member_firewall = True
 
     def build(self) -> Any:
         return _azure_driver_class()(
@@ -197,30 +262,6 @@ class AzureApi(CloudApi):
     def _members_id(self, firewall_name: str) -> str:
         return self._network_id("applicationSecurityGroups", f"{firewall_name}-members")
 
-    def ensure_firewall(self, name: str, rules: list[FirewallRule], tag: str) -> str:
-        """The members' application security group, then the network security group with its rules.
-
-        Both are PUT whole (create or update), so a call repeated after a worker died leaves one
-        of each, with every rule.
-        """
-        tags = {CLUSTER_TAG: tag}
-        members_path = self._members_id(name)
-        members = self._put(members_path, {"location": self.location().id, "tags": tags, "properties": {}})
-        self._provisioned(members_path, members)
-        nsg_path = self._network_id("networkSecurityGroups", name)
-        body = {
-            "location": self.location().id,
-            "tags": tags,
-            "properties": {"securityRules": _security_rules(rules, members_path)},
-        }
-        nsg = self._provisioned(nsg_path, self._put(nsg_path, body))
-        return str(nsg.get("id") or nsg_path)
-
-    def delete_firewall(self, name: str, provider_id: str) -> bool:
-        """The NSG first (the members' group is referenced by its rules), then the group."""
-        nsg_path = provider_id or self._network_id("networkSecurityGroups", name)
-        return self._delete(nsg_path) and self._delete(self._members_id(name))
-
     # --- VMs --------------------------------------------------------------------------------
 
     def _network_interface(self, request: VmRequest) -> Any:
@@ -297,3 +338,76 @@ class AzureApi(CloudApi):
         return self._delete(self._network_id("networkInterfaces", f"{name}-nic")) and self._delete(
             self._network_id("publicIPAddresses", f"{name}-ip")
         )
+
+
+class AzureFirewall(Firewall):
+    """The cluster's network security group and its members' application security group."""
+
+    vms: AzureApi
+
+    def _nsg(self, name: str) -> str:
+        return self.vms._network_id("networkSecurityGroups", name)
+
+    def ensure(self, name: str, rules: list[FirewallRule], tag: str) -> str:
+        """The members' application security group, then the network security group with its rules.
+
+        Both are PUT whole (create or update), so a call repeated after a worker died leaves one
+        of each, with every rule; rules the NSG already has that are not the cluster's stay.
+        """
+        api = self.vms
+        tags = {CLUSTER_TAG: tag}
+        members_path = api._members_id(name)
+        members = api._put(members_path, {"location": api.location().id, "tags": tags, "properties": {}})
+        api._provisioned(members_path, members)
+        nsg_path = self._nsg(name)
+        others = [r for r in self._rules(api._get(nsg_path)) if not _owns(CLUSTER_OWNER, r)]
+        used = {int((r.get("properties") or {}).get("priority") or 0) for r in others}
+        body = {
+            "location": api.location().id,
+            "tags": tags,
+            "properties": {"securityRules": others + _security_rules(rules, members_path, used)},
+        }
+        nsg = api._provisioned(nsg_path, api._put(nsg_path, body))
+        return str(nsg.get("id") or nsg_path)
+
+    @staticmethod
+    def _rules(nsg: dict[str, Any] | None) -> list[dict[str, Any]]:
+        return list(((nsg or {}).get("properties") or {}).get("securityRules") or [])
+
+    def apply(
+        self,
+        provider_id: str,
+        name: str,
+        tag: str,
+        owner: str,
+        rules: list[FirewallRule],
+        addresses: list[str],
+    ) -> bool:
+        """Swap the owner's rules of the NSG for `rules` (one PUT of the NSG) when they differ."""
+        api = self.vms
+        nsg_path = provider_id or self._nsg(name)
+        nsg = api._get(nsg_path)
+        if nsg is None:
+            return False
+        current = self._rules(nsg)
+        others = [r for r in current if not _owns(owner, r)]
+        used = {int((r.get("properties") or {}).get("priority") or 0) for r in others}
+        if owner == CLUSTER_OWNER:
+            wanted = _security_rules(rules, api._members_id(name), used)
+        else:
+            wanted = _contributed_rules(owner, rules, used)
+        mine = [r for r in current if _owns(owner, r)]
+        if sorted(map(_shape, mine)) == sorted(map(_shape, wanted)):
+            return False
+        body = {
+            "location": nsg.get("location") or api.location().id,
+            "tags": nsg.get("tags") or {CLUSTER_TAG: tag},
+            "properties": {"securityRules": others + wanted},
+        }
+        api._provisioned(nsg_path, api._put(nsg_path, body))
+        return True
+
+    def delete(self, name: str, provider_id: str) -> bool:
+        """The NSG first (the members' group is referenced by its rules), then the group."""
+        api = self.vms
+        return api._delete(provider_id or self._nsg(name)) and api._delete(api._members_id(name))

@@ -1,9 +1,12 @@
-"""The shared part of the cloud adapters: Flotilla's own small types and the adapter interface."""
+"""The shared part of the cloud adapters: Flotilla's own small types, the credentials object and
+the interfaces of the compute and firewall capabilities."""
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -29,17 +32,26 @@ K3S_MEMBER_PORTS: tuple[tuple[str, int, int], ...] = (
 API_PORT = 6443
 DEFAULT_API_CIDRS = ("0.0.0.0/0",)
 CLUSTER_TAG = "flotilla-cluster"
+# The owner of the rules a cluster needs for itself (others are `<app>:<id>`, e.g. `networking:7`).
+CLUSTER_OWNER = "cluster"
+# How a rule that can carry a note (a description) says it is Flotilla's, and whose.
+NOTE_PREFIX = "flotilla:"
 
 
 @dataclass(frozen=True)
 class FirewallRule:
-    """Admit `protocol` on ports from..to, from `cidrs` and/or from the cluster's own machines."""
+    """Admit `protocol` on ports from..to, from `cidrs` and/or from the cluster's own machines.
+
+    `owner` says who wants it: the cluster itself, or what another app contributed; a firewall
+    adapter reconciles each owner's rules on their own and never touches anyone else's.
+    """
 
     protocol: str
     from_port: int
     to_port: int
     cidrs: tuple[str, ...] = ()
     members: bool = False
+    owner: str = CLUSTER_OWNER
 
     @property
     def port_range(self) -> str:
@@ -52,6 +64,36 @@ def firewall_rules(api_cidrs: tuple[str, ...]) -> list[FirewallRule]:
     return [FirewallRule("tcp", API_PORT, API_PORT, cidrs=api_cidrs)] + [
         FirewallRule(protocol, low, high, members=True) for protocol, low, high in K3S_MEMBER_PORTS
     ]
+
+
+@dataclass(frozen=True)
+class CloudAccount:
+    """One provider account's decrypted credentials and settings, and the region in use.
+
+    Every capability of a provider (compute, firewall, ...) is built from this one object, so
+    each reads credentials the same way and a missing one is the same field error everywhere.
+    """
+
+    credentials: Mapping[str, str]
+    settings: Mapping[str, Any]
+    region: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.region:
+            object.__setattr__(self, "region", str(self.settings.get("region") or ""))
+
+    def credential(self, name: str) -> str:
+        """A required credential (or setting) by name; a field error when it is missing."""
+        value = str(self.credentials.get(name) or self.settings.get(name) or "").strip()
+        if not value:
+            raise ProviderError(
+                f"{name} is required.", retryable=False, fields={name: ["This field is required."]}
+            )
+        return value
+
+    def in_region(self, region: str) -> CloudAccount:
+        """The same account, working in `region` (the account's default when empty)."""
+        return replace(self, region=region or str(self.settings.get("region") or ""))
 
 
 @dataclass(frozen=True)
@@ -165,27 +207,23 @@ refuse_redirects()
 
 
 class CloudApi(ABC):
-    """One provider, as Flotilla uses it through libcloud."""
+    """The compute capability of one provider (its VMs), through libcloud's compute driver.
+
+    It owns the provider's libcloud compute driver, built once from the account; the other
+    capabilities of providers whose firewall calls go over the same API reuse its connection.
+    """
 
     credential_fields: ClassVar[tuple[CredentialField, ...]] = ()
-    # Whether the provider's firewall can admit "members of this cluster" (a group or a tag).
-    member_firewall: ClassVar[bool] = False
-    # Whether the provider's firewall admits members by address, kept up to date as VMs come and go.
-    address_firewall: ClassVar[bool] = False
     default_image: ClassVar[str] = ""
 
-    def __init__(self, credentials: dict[str, str], settings: dict[str, Any], region: str = "") -> None:
-        self.credentials = credentials
-        self.settings = settings
-        self.region = region or str(settings.get("region") or "")
+    def __init__(self, account: CloudAccount) -> None:
+        self.account = account
+        self.credentials = account.credentials
+        self.settings = account.settings
+        self.region = account.region
 
     def credential(self, name: str) -> str:
-        value = str(self.credentials.get(name) or self.settings.get(name) or "").strip()
-        if not value:
-            raise ProviderError(
-                f"{name} is required.", retryable=False, fields={name: ["This field is required."]}
-            )
-        return value
+        return self.account.credential(name)
 
     @cached_property
     def compute(self) -> Any:
@@ -239,22 +277,58 @@ class CloudApi(ABC):
             self.compute.destroy_node(vm.node)
         return True
 
-    def firewall_names(self, base: str) -> list[str]:
-        return [base] if self.member_firewall or self.address_firewall else []
 
-    def ensure_firewall(self, name: str, rules: list[FirewallRule], tag: str) -> str:
-        """Find or create the firewall and add the rules it lacks; its provider id."""
-        raise NotImplementedError
+class Firewall(ABC):
+    """The firewall capability of one provider: a firewall in front of a cluster's machines.
 
-    def admit_members(self, provider_id: str, rules: list[FirewallRule], addresses: list[str]) -> bool:
-        """Make the firewall's rules exactly the API rule and the member rules from `addresses`.
+    Built on the provider's compute adapter (the same account and connection). The cluster's
+    machines are admitted either as a group that follows them (a security group, a tag, an
+    application security group: `admits_members_by = "group"`) or by their addresses, which
+    the reconcile loop keeps equal to the running VMs (`"address"`: Linode, Vultr).
 
-        For address firewalls: True when something changed (one change per step), False when the
-        rules already were those.
+    Rules are reconciled per owner (`apply`): an adapter changes only the rules it made for that
+    owner and leaves every other rule of the firewall alone, whoever added it.
+    """
+
+    admits_members_by: ClassVar[str] = "group"
+
+    def __init__(self, compute: CloudApi) -> None:
+        self.vms = compute
+
+    @property
+    def driver(self) -> Any:
+        """The provider's libcloud driver (the compute adapter's)."""
+        return self.vms.compute
+
+    @property
+    def settings(self) -> Mapping[str, Any]:
+        return self.vms.settings
+
+    def names(self, base: str) -> list[str]:
+        """The firewalls a cluster tagged `base` has at this provider (one, for most)."""
+        return [base]
+
+    @abstractmethod
+    def ensure(self, name: str, rules: list[FirewallRule], tag: str) -> str:
+        """Find or create the firewall with the cluster's own rules; its provider id."""
+
+    @abstractmethod
+    def apply(
+        self,
+        provider_id: str,
+        name: str,
+        tag: str,
+        owner: str,
+        rules: list[FirewallRule],
+        addresses: list[str],
+    ) -> bool:
+        """Make what Flotilla admits for `owner` `rules` (members' from `addresses` where the
+        firewall admits members by address), touching no rule of any other owner or anyone else.
+
+        True when something changed; a pass with nothing to change only reads.
         """
-        return False
 
-    def join_firewalls(self, vms: list[Vm], firewall_ids: tuple[str, ...]) -> list[str]:
+    def join(self, vms: list[Vm], firewall_ids: tuple[str, ...]) -> list[str]:
         """Put running VMs that are not behind the cluster's firewalls yet behind them; their names.
 
         For providers where that is a call of its own (a VM found before it was recorded, one from
@@ -262,6 +336,34 @@ class CloudApi(ABC):
         """
         return []
 
-    def delete_firewall(self, name: str, provider_id: str) -> bool:
+    @abstractmethod
+    def delete(self, name: str, provider_id: str) -> bool:
         """Delete it (gone already counts); False while machines still use it."""
-        return True
+
+
+def send_json(driver: Any, path: str, method: str = "GET", body: Any = None) -> Any:
+    """A JSON request through a libcloud driver's own authenticated connection; the answer's body.
+
+    For the providers whose firewall calls libcloud has no methods for (same API, same token).
+    """
+    data = json.dumps(body) if body is not None else None
+    return driver.connection.request(path, data=data, method=method).object
+
+
+def owner_of_note(note: str) -> str | None:
+    """The owner a `flotilla:<owner> ...` note names; None for a note Flotilla did not write.
+
+    Notes written before rules had owners (`flotilla: API`, `flotilla: member ...`) are the
+    cluster's own.
+    """
+    if not note.startswith(NOTE_PREFIX):
+        return None
+    rest = note[len(NOTE_PREFIX) :]
+    if not rest or rest[0].isspace():
+        return CLUSTER_OWNER
+    return rest.split()[0]
+
+
+def owner_note(owner: str, what: str = "") -> str:
+    """The note that marks a rule as Flotilla's, made for `owner`."""
+    return f"{NOTE_PREFIX}{owner} {what}".strip()

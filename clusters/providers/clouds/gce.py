@@ -1,9 +1,16 @@
-"""Google Compute Engine: a service account, firewall rules that match the cluster's network tag."""
+"""Google Compute Engine: a service account (compute), firewall rules matching the cluster's
+network tag (firewall).
+
+A GCE firewall is one rule. The cluster's own are `<tag>-api` and `<tag>-members`; every other
+owner gets rules of its own, named `<tag>-<owner>-<n>`, so reconciling an owner creates, updates
+or deletes only the rules named for it, and no other firewall of the network is touched.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from contextlib import suppress
 from dataclasses import replace
 from typing import Any
@@ -13,7 +20,9 @@ from libcloud.common.types import InvalidCredsError, LibcloudError
 from clusters.exceptions import ProviderError
 from clusters.providers.base import CredentialField, Region, Size
 from clusters.providers.clouds.base import (
+    CLUSTER_OWNER,
     CloudApi,
+    Firewall,
     FirewallRule,
     Vm,
     VmRequest,
@@ -32,7 +41,6 @@ class GceApi(CloudApi):
         CredentialField("network", "VPC network", secret=False, required=False, help="Default: default"),
         CredentialField("image", "Image", secret=False, required=False, help="Default: Ubuntu 24.04 LTS"),
     )
-    member_firewall = True
 
     def _account(self) -> dict[str, Any]:
         try:
@@ -107,40 +115,94 @@ class GceApi(CloudApi):
             self.compute.destroy_node(vm.node, ex_sync=False)
         return True
 
-    def firewall_names(self, base: str) -> list[str]:
+
+def _allowed(rules: list[FirewallRule]) -> list[dict[str, Any]]:
+    """GCE's `allowed` list: the ports of each protocol."""
+    allowed: dict[str, list[str]] = {}
+    for rule in rules:
+        allowed.setdefault(rule.protocol, []).append(rule.port_range)
+    return [{"IPProtocol": proto, "ports": ports} for proto, ports in allowed.items()]
+
+
+def _slug(owner: str) -> str:
+    """An owner as part of a GCE resource name (lower-case letters, digits and dashes)."""
+    return re.sub(r"[^a-z0-9]+", "-", owner.lower()).strip("-")[:30]
+
+
+class GceFirewall(Firewall):
+    """VPC firewall rules whose target is the cluster's network tag."""
+
+    def names(self, base: str) -> list[str]:
         # A GCE rule's sources are OR-ed: the public API port and member traffic need two rules.
         return [f"{base}-api", f"{base}-members"]
 
-    def ensure_firewall(self, name: str, rules: list[FirewallRule], tag: str) -> str:
+    def ensure(self, name: str, rules: list[FirewallRule], tag: str) -> str:
         from libcloud.common.google import ResourceNotFoundError
 
         try:
-            return str(self.compute.ex_get_firewall(name).name)
+            return str(self.driver.ex_get_firewall(name).name)
         except ResourceNotFoundError:
             pass
         members = name.endswith("-members")
-        chosen = [r for r in rules if r.members == members]
-        allowed: dict[str, list[str]] = {}
-        for rule in chosen:
-            ports = (
-                str(rule.from_port) if rule.from_port == rule.to_port else f"{rule.from_port}-{rule.to_port}"
-            )
-            allowed.setdefault(rule.protocol, []).append(ports)
-        cidrs = sorted({c for r in chosen for c in r.cidrs})
-        firewall = self.compute.ex_create_firewall(
+        return self._create(name, [r for r in rules if r.members == members], tag, members=members)
+
+    def _create(self, name: str, rules: list[FirewallRule], tag: str, *, members: bool = False) -> str:
+        firewall = self.driver.ex_create_firewall(
             name,
-            allowed=[{"IPProtocol": proto, "ports": ports} for proto, ports in allowed.items()],
+            allowed=_allowed(rules),
             network=str(self.settings.get("network") or "default"),
-            source_ranges=None if members else cidrs,
+            source_ranges=None if members else sorted({c for r in rules for c in r.cidrs}),
             source_tags=[tag] if members else None,
             target_tags=[tag],
             description="Flotilla cluster",
         )
         return str(firewall.name)
 
-    def delete_firewall(self, name: str, provider_id: str) -> bool:
+    def apply(
+        self,
+        provider_id: str,
+        name: str,
+        tag: str,
+        owner: str,
+        rules: list[FirewallRule],
+        addresses: list[str],
+    ) -> bool:
+        """Another owner's rules: one GCE rule per rule, named for the owner; made, updated or
+        deleted to match. The cluster's own two are made with the cluster (`ensure`)."""
         from libcloud.common.google import ResourceNotFoundError
 
+        if owner == CLUSTER_OWNER or not name.endswith("-api"):
+            return False  # contributed rules hang off the cluster's API firewall record
+        base = name.removesuffix("-api")
+        prefix = f"{base}-{_slug(owner)}-"
+        theirs = {str(f.name): f for f in self.driver.ex_list_firewalls() if str(f.name).startswith(prefix)}
+        changed = False
+        for index, rule in enumerate(rules):
+            rule_name = f"{prefix}{index}"
+            found = theirs.pop(rule_name, None)
+            if found is None:
+                self._create(rule_name, [rule], tag)
+                changed = True
+            elif (_allowed([rule]), sorted(rule.cidrs)) != (found.allowed, sorted(found.source_ranges or [])):
+                found.allowed, found.source_ranges = _allowed([rule]), sorted(rule.cidrs)
+                self.driver.ex_update_firewall(found)
+                changed = True
+        for stale in theirs.values():
+            with suppress(ResourceNotFoundError):
+                self.driver.ex_destroy_firewall(stale)
+            changed = True
+        return changed
+
+    def delete(self, name: str, provider_id: str) -> bool:
+        from libcloud.common.google import ResourceNotFoundError
+
+        if name.endswith("-api"):
+            # Rules other owners contributed go with the cluster's API firewall.
+            base = name.removesuffix("-api")
+            for found in self.driver.ex_list_firewalls():
+                if str(found.name).startswith(f"{base}-") and str(found.name) not in self.names(base):
+                    with suppress(ResourceNotFoundError):
+                        self.driver.ex_destroy_firewall(found)
         with suppress(ResourceNotFoundError):
-            self.compute.ex_destroy_firewall(self.compute.ex_get_firewall(name))
+            self.driver.ex_destroy_firewall(self.driver.ex_get_firewall(name))
         return True

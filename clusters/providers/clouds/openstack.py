@@ -1,4 +1,9 @@
-"""OpenStack: Keystone v3 password auth, security groups that admit their own members."""
+"""OpenStack: Keystone v3 password auth (compute), security groups admitting their own members
+(firewall).
+
+libcloud reads no rule description back, so the firewall adapter only adds the rules an owner
+lacks and never deletes one: whatever else the group admits stays.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from clusters.providers.base import CredentialField, Region
 from clusters.providers.clouds.base import (
     CLUSTER_TAG,
     CloudApi,
+    Firewall,
     FirewallRule,
     Vm,
     VmRequest,
@@ -57,7 +63,6 @@ class OpenStackApi(CloudApi):
         CredentialField("network", "Network", secret=False, required=False, help="Name or ID"),
         CredentialField("image", "Image", secret=False, help="Name or ID of an Ubuntu image"),
     )
-    member_firewall = True
 
     def build(self) -> Any:
         parts = checked_endpoint(self.credential("auth_url"), "auth_url")
@@ -105,10 +110,34 @@ class OpenStackApi(CloudApi):
         )
         return vm_of(node)
 
-    def ensure_firewall(self, name: str, rules: list[FirewallRule], tag: str) -> str:
-        group = next((g for g in self.compute.ex_list_security_groups() if g.name == name), None)
+
+class OpenStackFirewall(Firewall):
+    """A security group whose member rules admit the group itself (its servers)."""
+
+    def ensure(self, name: str, rules: list[FirewallRule], tag: str) -> str:
+        group = next((g for g in self.driver.ex_list_security_groups() if g.name == name), None)
         if group is None:
-            group = self.compute.ex_create_security_group(name, f"Flotilla cluster {tag}")
+            group = self.driver.ex_create_security_group(name, f"Flotilla cluster {tag}")
+        self._add_missing(group, rules)
+        return str(group.id)
+
+    def apply(
+        self,
+        provider_id: str,
+        name: str,
+        tag: str,
+        owner: str,
+        rules: list[FirewallRule],
+        addresses: list[str],
+    ) -> bool:
+        """Add the owner's rules the group lacks; delete nothing."""
+        if not rules:
+            return False
+        group = next((g for g in self.driver.ex_list_security_groups() if str(g.id) == provider_id), None)
+        return group is not None and self._add_missing(group, rules)
+
+    def _add_missing(self, group: Any, rules: list[FirewallRule]) -> bool:
+        changed = False
         have = {
             (str(r.ip_protocol), int(r.from_port or 0), int(r.to_port or 0), str(r.ip_range or r.group or ""))
             for r in group.rules or []
@@ -118,7 +147,8 @@ class OpenStackApi(CloudApi):
             for cidr, source in sources:
                 key = (rule.protocol, rule.from_port, rule.to_port, cidr or str(group.id))
                 if key not in have:
-                    self.compute.ex_create_security_group_rule(
+                    changed = True
+                    self.driver.ex_create_security_group_rule(
                         group,
                         rule.protocol,
                         rule.from_port,
@@ -126,13 +156,13 @@ class OpenStackApi(CloudApi):
                         cidr=cidr or None,
                         source_security_group=source,
                     )
-        return str(group.id)
+        return changed
 
-    def delete_firewall(self, name: str, provider_id: str) -> bool:
-        for group in self.compute.ex_list_security_groups():
+    def delete(self, name: str, provider_id: str) -> bool:
+        for group in self.driver.ex_list_security_groups():
             if str(group.id) == provider_id or (not provider_id and group.name == name):
                 try:
-                    self.compute.ex_delete_security_group(group)
+                    self.driver.ex_delete_security_group(group)
                 except BaseHTTPError as exc:
                     if exc.code == 409:
                         return False  # still used by servers being deleted

@@ -15,6 +15,7 @@ from clusters.exceptions import CredentialsRejected, ProviderError
 from clusters.providers.cloud import Ec2Driver, cluster_tag
 from clusters.providers.k3s import CertKey
 from clusters.providers.k3s_upgrade import check_upgrade_path
+from clusters.providers.records import VmRecord
 from tests.clusters.cloud.conftest import Ec2Account
 from tests.clusters.cloud.fake_context import FakeContext, WorkerKilled, drive, make_cluster, make_pool
 
@@ -295,7 +296,10 @@ def test_destroy_leaves_no_instance_and_no_security_group(ec2: Ec2Account) -> No
     ctx = new_context()
     drive(driver, ctx)
     # A VM recorded but never created (a worker died before asking the provider) is fine too.
-    ctx.plan_resource("vm", f"{ctx.cluster.external_name}-general-9", pool_name="general")
+    record = VmRecord(role="agent", index=9, version="1.36.1", nonce="0123456789abcdef")
+    ctx.plan_resource(
+        "vm", f"{ctx.cluster.external_name}-general-9", pool_name="general", data=record.to_data()
+    )
 
     drive(driver, ctx, destroy=True)
 
