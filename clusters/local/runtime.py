@@ -426,7 +426,9 @@ class LocalRuntime:
             return bool(self.restart_components(name))
         if not wait:
             return bool(self.restart_components(name))
-        self.restart_components(name, wait=f"{int(timeout)}s", timeout=timeout + 60)
+        # Not kwokctl's own --wait: it sits out its whole timeout when a component dies at start
+        # (a port taken meanwhile); _wait_started starts such a one again, on a spare port.
+        self.restart_components(name)
         self._wait_started(
             name, timeout=timeout, failure=f"local cluster {name!r} did not come back after {timeout:.0f} s"
         )
@@ -444,13 +446,16 @@ class LocalRuntime:
         return problems, self.restart_components(name)
 
     def _wait_started(self, name: str, *, timeout: float, failure: str) -> None:
-        """Wait until a cluster that was started answers, and its components are healthy."""
+        """Wait until a cluster that was started answers and its components are healthy, starting
+        again any that died on the way."""
         deadline = time.monotonic() + timeout
-        while not self.is_healthy(name):
+        while True:
+            problems, _ = self.settle_components(name)
+            if not problems and self.is_healthy(name):
+                return
             if time.monotonic() > deadline:
-                raise LocalClusterError(failure)
+                raise LocalClusterError(f"{failure}: {'; '.join(problems)}" if problems else failure)
             time.sleep(0.5)
-        self.wait_components(name, timeout=max(30.0, deadline - time.monotonic()))
 
     # --- components -----------------------------------------------------------------------
 
