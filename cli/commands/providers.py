@@ -65,6 +65,7 @@ KIND_COLUMNS = [
     field("kind", no_wrap=True),
     field("label"),
     field("provisions", no_wrap=True),
+    Column("capabilities", lambda kind: ", ".join(str(c) for c in kind.get("capabilities") or []) or "-"),
     Column("fields (* required)", fields_cell),
 ]
 REGION_COLUMNS = [field("id", no_wrap=True), field("name")]

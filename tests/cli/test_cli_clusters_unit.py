@@ -811,6 +811,7 @@ KINDS = [
         "kind": "digitalocean",
         "label": "DigitalOcean",
         "provisions": True,
+        "capabilities": ["compute", "firewall"],
         "fields": [
             {
                 "name": "token",
@@ -942,6 +943,7 @@ def test_providers_list_get_kinds_and_catalogue(run: Callable[..., Result], with
     assert "Settings:" in got.stdout and "image=ubuntu" in got.stdout
     kinds = run("providers", "kinds")
     assert "token* (secret), image" in kinds.stdout
+    assert "compute, firewall" in kinds.stdout  # what each kind offers, as the API says
     cat = run("providers", "catalogue", "do-prod", "--region", "fra1")
     assert cat.exit_code == 0, cat.output
     assert "s-2vcpu-4gb" in cat.stdout and "4096 MiB" in cat.stdout and "0.0357" in cat.stdout
