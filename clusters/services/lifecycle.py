@@ -232,10 +232,7 @@ class ClusterJob(Job):
 
     def note(self, run: Run, message: str, *, level: str = EventLevel.INFO) -> None:
         cluster = run.subject if isinstance(run.subject, Cluster) else self.load(run)
-        record = ClusterEvent.objects.create(
-            cluster=cluster, operation=run.operation, level=level, message=message[:2000]
-        )
-        cluster_changed(run.schema_name, cluster, operation=run.operation, event=record)
+        Context(cluster, run.operation, run.schema_name).event(message, level=level)
 
     def changed(self, run: Run) -> None:
         cluster = run.subject if isinstance(run.subject, Cluster) else self.load(run)
