@@ -31,6 +31,8 @@ class ClustersConfig(AppConfig):
 
         register_collector(ClustersCollector())
 
+        from clusters.services.app_jobs import register_app_jobs
         from clusters.services.lifecycle import register_cluster_jobs
 
         register_cluster_jobs()
+        register_app_jobs()

@@ -102,3 +102,60 @@ class EventLevel(models.TextChoices):
     INFO = "info", "Info"
     WARNING = "warning", "Warning"
     ERROR = "error", "Error"
+
+
+class AppKind(models.TextChoices):
+    """The Kubernetes controller an app is rendered as."""
+
+    DEPLOYMENT = "deployment", "Stateless (Deployment)"
+    # Stateful apps (a StatefulSet with volume claim templates) come with volumes.
+    STATEFULSET = "statefulset", "Stateful (StatefulSet)"
+
+
+class AppStatus(models.TextChoices):
+    """Where an app is: its rollout, then what the cluster last said about it."""
+
+    PENDING = "pending", "Pending"
+    DEPLOYING = "deploying", "Deploying"
+    AVAILABLE = "available", "Available"
+    DEGRADED = "degraded", "Degraded"
+    FAILED = "failed", "Failed"
+    DELETING = "deleting", "Deleting"
+    DELETED = "deleted", "Deleted"
+
+
+_A = AppStatus
+APP_TRANSITIONS: dict[str, frozenset[str]] = {
+    _A.PENDING: frozenset({_A.DEPLOYING, _A.FAILED, _A.DELETING}),
+    # A rollout ends Available or Failed; a cancelled one leaves what the cluster says (Degraded
+    # until the next observation), and a deletion may supersede it.
+    _A.DEPLOYING: frozenset({_A.AVAILABLE, _A.DEGRADED, _A.FAILED, _A.DELETING}),
+    # Observation moves a settled app between Available and Degraded; every change deploys again.
+    _A.AVAILABLE: frozenset({_A.DEPLOYING, _A.DEGRADED, _A.DELETING}),
+    _A.DEGRADED: frozenset({_A.DEPLOYING, _A.AVAILABLE, _A.DELETING}),
+    _A.FAILED: frozenset({_A.DEPLOYING, _A.DELETING}),
+    # A deletion the cluster refuses is retried; given up, it leaves the app Failed with the reason
+    # (and a new deletion can be asked for).
+    _A.DELETING: frozenset({_A.DELETED, _A.FAILED}),
+    _A.DELETED: frozenset(),
+}
+# Statuses in which an app's objects are expected in its cluster (observation runs on these).
+LIVE_APP_STATUSES = frozenset({_A.AVAILABLE, _A.DEGRADED, _A.DEPLOYING, _A.FAILED})
+
+
+class RevisionKind(models.TextChoices):
+    """What made a revision of an app."""
+
+    DEPLOY = "deploy", "Deploy"
+    UPDATE = "update", "Update"
+    SCALE = "scale", "Scale"
+    RESTART = "restart", "Restart"
+    ROLLBACK = "rollback", "Roll back"
+    ADOPT = "adopt", "Adopt"
+
+
+class AppOperationKind(models.TextChoices):
+    """The engine's kinds for apps (registered by clusters.services.app_jobs)."""
+
+    ROLLOUT = "app_rollout", "Roll out an app"
+    DELETE = "app_delete", "Delete an app"

@@ -23,6 +23,9 @@ class Action(StrEnum):
     CLUSTER_UPDATE = "cluster.update"
     CLUSTER_DELETE = "cluster.delete"
     KUBECONFIG_DOWNLOAD = "cluster.kubeconfig"
+    APP_VIEW = "app.view"
+    APP_DEPLOY = "app.deploy"
+    APP_DELETE = "app.delete"
 
 
 MATRIX: dict[Action, Role] = {
@@ -37,4 +40,9 @@ MATRIX: dict[Action, Role] = {
     Action.CLUSTER_DELETE: Role.ADMIN,
     # A kubeconfig is cluster-admin on the real cluster.
     Action.KUBECONFIG_DOWNLOAD: Role.MEMBER,
+    # Apps, their pods and the cluster's other workloads (never a secret variable's value).
+    Action.APP_VIEW: Role.VIEWER,
+    # Deploy, update, scale, restart, roll back, adopt a workload, delete a pod.
+    Action.APP_DEPLOY: Role.MEMBER,
+    Action.APP_DELETE: Role.MEMBER,
 }

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django.db.models import Count, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
 from clusters.choices import ACTIVE_OPERATION_STATUSES, ProviderKind
-from clusters.models import Cluster, ClusterEvent, Node, NodePool, Operation, ProviderAccount
+from clusters.models import App, AppRevision, Cluster, ClusterEvent, Node, NodePool, Operation, ProviderAccount
 from clusters.permissions import Action, require
 from orgs.actors import Actor
 from orgs.exceptions import NotFound
@@ -52,7 +54,9 @@ def list_clusters(actor: Actor, *, include_deleted: bool = False) -> QuerySet[Cl
         Prefetch("pools", queryset=NodePool.objects.order_by("name")),
         Prefetch(
             "operations",
-            queryset=Operation.objects.filter(status__in=ACTIVE_OPERATION_STATUSES).order_by("-id"),
+            queryset=Operation.objects.filter(
+                subject_type="cluster", status__in=ACTIVE_OPERATION_STATUSES
+            ).order_by("-id"),
             to_attr="active_operations",
         ),
     )
@@ -122,3 +126,60 @@ def cluster_events(actor: Actor, cluster: Cluster, *, limit: int = 100) -> list[
     """The newest lines of a cluster's timeline."""
     require(actor, Action.CLUSTER_VIEW)
     return list(ClusterEvent.objects.filter(cluster=cluster).order_by("-created_at", "-id")[:limit])
+
+
+# --- apps ------------------------------------------------------------------------------------
+
+
+def list_apps(
+    actor: Actor,
+    *,
+    cluster: Cluster | None = None,
+    namespace: str | None = None,
+    include_deleted: bool = False,
+) -> QuerySet[App]:
+    """The org's apps with their cluster and their newest operation, in a fixed number of queries
+    (replica counts are the cached ones: no cluster is called)."""
+    require(actor, Action.APP_VIEW)
+    qs = (
+        App.objects.select_related("cluster")
+        .defer("secrets", "cluster__kubeconfig", "cluster__bootstrap_secret")
+        .annotate(
+            last_operation_id=Subquery(
+                Operation.objects.filter(subject_type="app", subject_id=OuterRef("pk")).order_by("-id").values("pk")[:1]
+            )
+        )
+    )
+    if cluster is not None:
+        qs = qs.filter(cluster=cluster)
+    if namespace:
+        qs = qs.filter(namespace=namespace)
+    if not include_deleted:
+        qs = qs.filter(deleted_at__isnull=True)
+    return qs.order_by("cluster__name", "namespace", "name", "id")
+
+
+def last_operations(apps: Iterable[App]) -> dict[int, Operation]:
+    """The newest operation of each app (one query for a page of apps)."""
+    ids = [i for i in (getattr(a, "last_operation_id", None) for a in apps) if i]
+    return {op.subject_id or 0: op for op in Operation.objects.select_related("cluster").filter(pk__in=ids)}
+
+
+def get_app(actor: Actor, app_id: int, *, include_deleted: bool = True) -> App:
+    """One app of the org (deleted ones too: their record and revisions stay)."""
+    app = list_apps(actor, include_deleted=include_deleted).filter(pk=app_id).first()
+    if app is None:
+        raise NotFound("No such app.")
+    return app
+
+
+def app_revisions(actor: Actor, app: App) -> QuerySet[AppRevision]:
+    """An app's revisions, newest first (secrets never loaded)."""
+    require(actor, Action.APP_VIEW)
+    return AppRevision.objects.filter(app=app).defer("secrets").order_by("-number")
+
+
+def app_events(actor: Actor, app: App, *, limit: int = 100) -> list[ClusterEvent]:
+    """The newest lines of an app's timeline."""
+    require(actor, Action.APP_VIEW)
+    return list(ClusterEvent.objects.filter(app=app).order_by("-created_at", "-id")[:limit])

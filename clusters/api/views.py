@@ -19,6 +19,8 @@ from rest_framework.response import Response
 
 from clusters import selectors
 from clusters.api import serializers as s
+from clusters.api.app_views import ClusterWorkloadsMixin
+from clusters.api.headers import IDEMPOTENCY, idempotency_key
 from clusters.models import Cluster, Operation, ProviderAccount
 from clusters.providers import catalogue
 from clusters.providers.base import Region, Size
@@ -28,13 +30,6 @@ from clusters.services import providers as provider_services
 from orgs.api.views import OrgViewSet, actor_of
 from orgs.exceptions import NotFound, ValidationFailed
 
-IDEMPOTENCY = OpenApiParameter(
-    "Idempotency-Key",
-    {"type": "string", "maxLength": 100},
-    location=OpenApiParameter.HEADER,
-    required=False,
-    description="Any unique string (≤100 chars); retrying with the same key returns the first result.",
-)
 STATUS_RESOURCE = {202: s.OperationSerializer}
 # The kubeconfig download is a YAML document; its top level, as a client reads it.
 KUBECONFIG = {
@@ -50,13 +45,6 @@ KUBECONFIG = {
     },
     "required": ["apiVersion", "clusters", "contexts", "users"],
 }
-
-
-def _idempotency_key(request: Request) -> str:
-    key = (request.headers.get("Idempotency-Key") or "").strip()
-    if len(key) > 100:
-        raise ValidationFailed.for_field("Idempotency-Key", "At most 100 characters.")
-    return key
 
 
 def _accepted(cluster: Cluster, operation: Operation, *, created: bool = True) -> Response:
@@ -171,7 +159,7 @@ class ProviderAccountViewSet(OrgViewSet):
         )
 
 
-class ClusterViewSet(OrgViewSet):
+class ClusterViewSet(ClusterWorkloadsMixin, OrgViewSet):
     """Clusters: list (?name=, ?status=), get, create, import, delete; pools, nodes, upgrade, kubeconfig."""
 
     serializer_class = s.ClusterSerializer
@@ -209,7 +197,7 @@ class ClusterViewSet(OrgViewSet):
             region=data.validated_data["region"],
             version=data.validated_data["version"] or None,
             pools=[dict(p) for p in data.validated_data["pools"]],
-            idempotency_key=_idempotency_key(request),
+            idempotency_key=idempotency_key(request),
         )
         cluster = selectors.get_cluster(actor, requested.cluster.pk)
         return _accepted(cluster, requested.operation, created=requested.created)
@@ -235,7 +223,7 @@ class ClusterViewSet(OrgViewSet):
             name=data.validated_data["name"],
             kubeconfig=data.validated_data["kubeconfig"],
             context=data.validated_data["context"] or None,
-            idempotency_key=_idempotency_key(request),
+            idempotency_key=idempotency_key(request),
         )
         cluster = selectors.get_cluster(actor, requested.cluster.pk)
         return _accepted(cluster, requested.operation, created=requested.created)

@@ -118,7 +118,12 @@ def _start_operation(
     the engine starts the new one once they have stopped."""
     busy = (
         Operation.objects.select_for_update()
-        .filter(cluster=cluster, status__in=ACTIVE_OPERATION_STATUSES, cancel_requested=False)
+        .filter(
+            cluster=cluster,
+            subject_type="cluster",
+            status__in=ACTIVE_OPERATION_STATUSES,
+            cancel_requested=False,
+        )
         .order_by("id")
         .first()
     )
@@ -455,6 +460,12 @@ def cancel_operation(actor: Actor, operation: Operation) -> Operation:
     return operation
 
 
+def _subject_label(operation: Operation) -> str:
+    if operation.subject_type == "cluster":
+        return operation.cluster.name
+    return f"{operation.subject_type} #{operation.subject_id} of {operation.cluster.name}"
+
+
 def retry_operation(actor: Actor, operation: Operation) -> Operation:
     """Run a failed (or cancelled) operation again, with a fresh budget of attempts."""
     require(actor, Action.CLUSTER_UPDATE)
@@ -465,13 +476,16 @@ def retry_operation(actor: Actor, operation: Operation) -> Operation:
             raise InvalidTransition(
                 f"Only failed or cancelled operations are retried; #{operation.pk} is {operation.status}."
             )
-        newer = operation.cluster.operations.filter(pk__gt=operation.pk).exclude(
-            status=OperationStatus.CANCELLED
+        # Only the operation's own subject counts: an app's rollout does not block its cluster's
+        # retry, nor the other way round.
+        same_subject = Operation.objects.filter(
+            subject_type=operation.subject_type, subject_id=operation.subject_id
         )
+        newer = same_subject.filter(pk__gt=operation.pk).exclude(status=OperationStatus.CANCELLED)
         if newer.exists():
-            raise Conflict(f"A newer operation ran on {operation.cluster.name}; start a new one instead.")
-        if operation.cluster.operations.filter(status__in=ACTIVE_OPERATION_STATUSES).exists():
-            raise OperationInProgress(f"Another operation is active on {operation.cluster.name}.")
+            raise Conflict(f"A newer operation ran on {_subject_label(operation)}; start a new one instead.")
+        if same_subject.filter(status__in=ACTIVE_OPERATION_STATUSES).exists():
+            raise OperationInProgress(f"Another operation is active on {_subject_label(operation)}.")
         if not runner.retry(operation, reason=f"retry requested by {actor.label}"):
             raise Conflict(f"Operation #{operation.pk} changed meanwhile; reload and try again.")
         ClusterEvent.objects.create(

@@ -6,6 +6,7 @@ The reconcile loop asks `converged` whether an operation is done; `refresh_clust
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from django.db import connection, transaction
@@ -26,6 +27,7 @@ from clusters.models import Cluster, ClusterEvent, Node, NodePool, Operation
 from clusters.providers.base import Outcome
 from clusters.providers.local import ComponentsReport, LocalDriver
 from clusters.providers.registry import driver_for
+from clusters.services.app_status import observe_apps
 from clusters.services.events import cluster_changed
 from clusters.versions import KubeVersion
 from config.tasks import enqueue
@@ -33,6 +35,7 @@ from orgs.exceptions import FlotillaError
 from orgs.models import Organization
 
 REFRESH_HEALTH = "clusters.tasks.refresh_cluster_health"
+logger = logging.getLogger(__name__)
 
 
 def converged(cluster: Cluster, *, managed: bool, trusted: bool = False) -> Outcome:
@@ -120,6 +123,16 @@ def conditions(
     return items if components is None else [*items, item("ComponentsHealthy", components)]
 
 
+def _observe_apps(schema: str, cluster: Cluster, trusted: bool) -> None:
+    """Refresh the cluster's apps from the same check (one list call); an app problem is not a
+    cluster problem, so a failure here is logged and the health check goes on."""
+    try:
+        client = kube.connect(cluster.kubeconfig_text(), trusted=trusted)
+        observe_apps(schema, cluster, client)
+    except kube.KubeError as exc:
+        logger.warning("apps of cluster %s not observed: %s", cluster.pk, exc.message)
+
+
 def refresh_cluster_health(cluster_id: int) -> str:
     """Check one cluster: API reachable, nodes Ready, spec reached, version. Ready or Degraded."""
     schema: str = connection.schema_name  # type: ignore[attr-defined]
@@ -128,7 +141,9 @@ def refresh_cluster_health(cluster_id: int) -> str:
     )
     if cluster is None or cluster.status not in LIVE_STATUSES:
         return "skipped"
-    if Operation.objects.filter(cluster=cluster, status__in=ACTIVE_OPERATION_STATUSES).exists():
+    if Operation.objects.filter(
+        cluster=cluster, subject_type="cluster", status__in=ACTIVE_OPERATION_STATUSES
+    ).exists():
         return "busy"
     driver = driver_for(cluster.provider)
     managed = cluster.provider.kind != ProviderKind.EXISTING
@@ -151,6 +166,7 @@ def refresh_cluster_health(cluster_id: int) -> str:
             raise kube.KubeError("The API was down; its control plane is starting again.") from None
         api_ok = True
         sync_nodes(cluster, observation)
+        _observe_apps(schema, cluster, driver.trusted_api)
         not_ready = [n.name for n in observation.nodes if not n.ready]
         nodes_ok = bool(observation.nodes) and not not_ready
         if not observation.nodes:

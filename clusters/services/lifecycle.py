@@ -21,10 +21,10 @@ from django.db.models import Q
 from django.utils import timezone
 
 from clusters import kube
-from clusters.choices import CLUSTER_TRANSITIONS, ClusterStatus, EventLevel, OperationKind, ResourceState
+from clusters.choices import CLUSTER_TRANSITIONS, AppStatus, ClusterStatus, EventLevel, OperationKind, ResourceState
 from clusters.engine.jobs import Job, Run, register_job
 from clusters.engine.outcome import Outcome
-from clusters.models import CloudResource, Cluster, ClusterEvent, Node, NodePool, Operation
+from clusters.models import App, AppRevision, CloudResource, Cluster, ClusterEvent, Node, NodePool, Operation
 from clusters.permissions import Action
 from clusters.providers.base import ProviderDriver
 from clusters.providers.registry import driver_for
@@ -141,9 +141,12 @@ class ClusterJob(Job):
         return _PERMISSIONS.get(operation.kind, Action.CLUSTER_UPDATE)
 
     def conflicts(self, operation: Operation) -> Q:
-        # One change at a time per cluster; a deletion that supersedes a running change waits
-        # (without a worker) until that change has stopped at the end of its step.
-        return Q(cluster_id=operation.cluster_id)
+        # One change at a time per cluster; a deletion that supersedes a running change (or an
+        # app's rollout on it) waits, without a worker, until that has stopped at the end of its
+        # step. Apps roll out while their cluster scales or upgrades.
+        if operation.kind == OperationKind.DELETE:
+            return Q(cluster_id=operation.cluster_id)
+        return Q(cluster_id=operation.cluster_id, subject_type="cluster")
 
     def _context(self, run: Run) -> Context:
         return Context(run.subject, run.operation, run.schema_name)
@@ -192,6 +195,15 @@ class ClusterJob(Job):
             cluster.bootstrap_secret = ""
             cluster.save()
             Node.objects.filter(cluster=cluster).delete()
+            # Its apps went with it (their revisions stay for the record).
+            App.objects.filter(cluster=cluster, deleted_at__isnull=True).update(
+                status=AppStatus.DELETED,
+                status_reason="Its cluster was deleted.",
+                deleted_at=timezone.now(),
+                secrets="",
+                updated_at=timezone.now(),
+            )
+            AppRevision.objects.filter(app__cluster=cluster).update(secrets="")
         else:
             NodePool.objects.filter(cluster=cluster, removing=True).delete()
             cluster.transition_to(ClusterStatus.READY)

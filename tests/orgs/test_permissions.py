@@ -43,6 +43,9 @@ TABLE: dict[str, tuple[bool, bool, bool, bool]] = {
     "cluster.update": (N, Y, Y, Y),
     "cluster.delete": (N, N, Y, Y),
     "cluster.kubeconfig": (N, Y, Y, Y),
+    "app.view": (Y, Y, Y, Y),
+    "app.deploy": (N, Y, Y, Y),
+    "app.delete": (N, Y, Y, Y),
 }
 COLUMNS = (Role.VIEWER, Role.MEMBER, Role.ADMIN, Role.OWNER)
 
