@@ -272,3 +272,15 @@ def _container(
         "liveness": reader.probe("liveness", c.get("livenessProbe"), ports),
         "volumes": volumes,
     }
+
+
+def takeover_patch(rendered: Mapping[str, Any]) -> dict[str, Any]:
+    """A JSON merge patch to send once, before the first apply of an adopted Deployment.
+
+    Server-side apply merges the container and volume lists by name and cannot remove entries
+    another manager owns: the first apply would add the app's container beside the old one
+    (`kubectl create deployment web --image=nginx` names it "nginx"). A merge patch replaces both
+    lists whole, so the apply that follows (with force, to take over the other fields) leaves
+    exactly the rendered pod."""
+    pod = rendered["spec"]["template"]["spec"]
+    return {"spec": {"template": {"spec": {"containers": pod["containers"], "volumes": pod.get("volumes")}}}}

@@ -143,3 +143,29 @@ def interpret(workload: Mapping[str, Any], pods: Sequence[Mapping[str, Any]], *,
     if updated >= desired and total > updated:
         head += f", {total - updated} old pending termination"
     return rollout("progressing", _with_problems(head, problems))
+
+
+REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
+
+
+def revision_pods(
+    workload: Mapping[str, Any], replica_sets: Sequence[Mapping[str, Any]], pods: Sequence[Mapping[str, Any]]
+) -> list[Mapping[str, Any]]:
+    """The pods of a Deployment's current revision: those of its ReplicaSet carrying the same
+    revision number (the controller stamps both), found by owner uid so a pod left by an older
+    ReplicaSet with the same labels is never blamed for the new one's trouble."""
+    uid = (workload.get("metadata") or {}).get("uid")
+    revision = ((workload.get("metadata") or {}).get("annotations") or {}).get(REVISION_ANNOTATION)
+    if not uid or revision is None:
+        return []
+    current = set()
+    for rs in replica_sets:
+        meta = rs.get("metadata") or {}
+        owned = any(ref.get("uid") == uid for ref in meta.get("ownerReferences") or [])
+        if owned and (meta.get("annotations") or {}).get(REVISION_ANNOTATION) == revision:
+            current.add(meta.get("uid"))
+    return [
+        pod
+        for pod in pods
+        if any(ref.get("uid") in current for ref in (pod.get("metadata") or {}).get("ownerReferences") or [])
+    ]

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from clusters.workloads.adopt import spec_from_workload
+from clusters.workloads.adopt import spec_from_workload, takeover_patch
 from clusters.workloads.manifests import APP_ID_ANNOTATION, APP_LABEL, render_app
 from clusters.workloads.pods import pod_info, selects, workload_info
-from clusters.workloads.rollout import interpret, pod_problems
+from clusters.workloads.rollout import interpret, pod_problems, revision_pods
 from clusters.workloads.spec import AppSpec
 from orgs.exceptions import ValidationFailed
 
@@ -65,19 +65,20 @@ def spec_of(**changes: Any) -> AppSpec:
     return AppSpec.from_dict({**copy.deepcopy(FULL), **changes})
 
 
+RENDER_ARGS: dict[str, Any] = {
+    "app_id": 7,
+    "name": "web",
+    "namespace": "shop",
+    "kind": "deployment",
+    "selector": {APP_LABEL: "web"},
+    "revision": 4,
+    "secrets": SECRETS,
+    "secrets_revision": 2,
+}
+
+
 def render(spec: AppSpec, **kwargs: Any) -> Any:
-    args: dict[str, Any] = {
-        "app_id": 7,
-        "name": "web",
-        "namespace": "shop",
-        "kind": "deployment",
-        "spec": spec,
-        "selector": {APP_LABEL: "web"},
-        "revision": 4,
-        "secrets": SECRETS,
-        "secrets_revision": 2,
-    }
-    return render_app(**{**args, **kwargs})
+    return render_app(**{**RENDER_ARGS, "spec": spec, **kwargs})
 
 
 # --- render_app -------------------------------------------------------------------------------
@@ -941,3 +942,49 @@ def test_a_spec_the_validator_refuses_is_refused_with_its_reasons() -> None:
     reasons = refusals(obj)
     assert any(reason.startswith("image: ") for reason in reasons)
     assert any(reason.startswith("progress_deadline: ") for reason in reasons)
+
+
+def test_takeover_patch_replaces_the_container_and_volume_lists() -> None:
+    adoptable = spec_from_workload(kubectl_deployment())
+    objects = render_app(
+        app_id=9,
+        name="web",
+        namespace="default",
+        kind="deployment",
+        spec=adoptable.spec,
+        selector=adoptable.selector,
+        revision=1,
+        secrets={},
+        secrets_revision=0,
+    )
+    patch = takeover_patch(objects.workload)
+    pod_spec = patch["spec"]["template"]["spec"]
+    assert [c["name"] for c in pod_spec["containers"]] == ["web"]
+    assert pod_spec["volumes"] == [{"name": "vol-0", "persistentVolumeClaim": {"claimName": "web-html"}}]
+    bare = render_app(**{**RENDER_ARGS, "spec": AppSpec.from_dict({"image": "nginx:1.27"}), "secrets": {}})
+    assert takeover_patch(bare.workload)["spec"]["template"]["spec"]["volumes"] is None  # null removes them
+
+
+def test_revision_pods_are_those_of_the_current_replica_set() -> None:
+    dep = deployment()
+    dep["metadata"].update(uid="d-1")
+    dep["metadata"]["annotations"]["deployment.kubernetes.io/revision"] = "2"
+
+    def rs(uid: str, revision: str, owner: str = "d-1") -> dict[str, Any]:
+        return {
+            "metadata": {
+                "uid": uid,
+                "annotations": {"deployment.kubernetes.io/revision": revision},
+                "ownerReferences": [{"kind": "Deployment", "uid": owner, "controller": True}],
+            }
+        }
+
+    def owned_pod(name: str, owner: str) -> dict[str, Any]:
+        p = pod(name, containers=[cs()])
+        p["metadata"]["ownerReferences"] = [{"kind": "ReplicaSet", "uid": owner, "controller": True}]
+        return p
+
+    pods = [owned_pod("old", "rs-1"), owned_pod("new", "rs-2"), owned_pod("stranger", "rs-9")]
+    found = revision_pods(dep, [rs("rs-1", "1"), rs("rs-2", "2"), rs("rs-9", "2", owner="d-2")], pods)
+    assert [p["metadata"]["name"] for p in found] == ["new"]
+    assert revision_pods(deployment(), [rs("rs-2", "2")], pods) == []  # no uid: nothing is claimed
