@@ -720,7 +720,7 @@ def _checked_health_check(data: Mapping[str, Any], field_name: str, errors: _Err
     if kind not in HEALTH_CHECK_TYPES:
         errors.add(f"{field_name}.type", "must be http, tcp or exec")
     path = data.get("path") or ""
-    port_value = data.get("port") or 0
+    port_value = data.get("port")
     command = _strings(data.get("command"), f"{field_name}.command", errors)
     if kind == "http":
         if not isinstance(path, str) or not path.startswith("/"):
@@ -730,7 +730,9 @@ def _checked_health_check(data: Mapping[str, Any], field_name: str, errors: _Err
     elif path:
         errors.add(f"{field_name}.path", "is only for http checks")
     port = 0
-    if kind in ("http", "tcp"):
+    if kind in ("http", "tcp") and port_value in (None, ""):
+        errors.add(f"{field_name}.port", "is required")
+    elif kind in ("http", "tcp"):
         port = _whole(port_value, f"{field_name}.port", 1, 65535, errors) or 0
     elif port_value:
         errors.add(f"{field_name}.port", "is only for http and tcp checks")
@@ -1075,7 +1077,6 @@ def parse_app_spec(
     if not isinstance(data, Mapping):
         errors.add("spec", "must be a mapping")
         errors.raise_if_any()
-    _unknown_keys(data, _SPEC_KEYS | REQUEST_KEYS, "", errors)
     current = base if base is not None else AppSpec(image="")
     given = data.keys()
 
@@ -1117,6 +1118,7 @@ def parse_app_spec(
         _restarted_at(data["restarted_at"], errors) if "restarted_at" in given else current.restarted_at
     )
 
+    _unknown_keys(data, _SPEC_KEYS | REQUEST_KEYS, "", errors)
     # A plain variable and a secret one of the same name: Kubernetes keeps whichever comes last.
     secret_names = set(secrets)
     for index, var in enumerate(env):
