@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from clusters.workloads.rules import ENV_NAME_RULE
 from clusters.workloads.spec import (
-    ENV_NAME_RULE,
     AppSpec,
     EnvVar,
     FrozenMap,
