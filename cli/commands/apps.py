@@ -34,7 +34,6 @@ from cli.app_tables import (
 )
 from cli.client import ApiClient, JsonObject
 from cli.commands.clusters import (
-    IdempotencyOption,
     YesOption,
     cluster_path,
     clusters_client,
@@ -129,6 +128,7 @@ def _follow_accepted(
     wait: bool,
     timeout: float | None,
     deleting: bool = False,
+    then: str = "",
 ) -> None:
     item, operation = accepted.get("app"), accepted.get("operation")
     if not isinstance(item, dict) or not isinstance(operation, dict) or "id" not in operation:
@@ -153,7 +153,7 @@ def _follow_accepted(
         operation,
         wait=wait,
         timeout=timeout,
-        started=f"{verb} app {name} ({where(item)})",
+        started=f"{verb} app {name} ({where(item)}){then}",
         done=done,
         body=shape,
     )
@@ -241,6 +241,14 @@ ArgsOption = Annotated[
     str | None,
     typer.Option(
         "--args", metavar="ARGS", help="Replace the image's arguments: one string, split as a shell would."
+    ),
+]
+IdempotencyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--idempotency-key",
+        metavar="KEY",
+        help="Any unique string (at most 100 characters): retrying with the same key gives the same app.",
     ),
 ]
 DeadlineOption = Annotated[
@@ -567,7 +575,9 @@ def scale(
     with clusters_client(ctx) as api:
         item = find_app(api, name, cluster=cluster, namespace=namespace)
         accepted = api.post(f"{app_path(item)}scale/", {"replicas": replicas})
-        _follow_accepted(out, api, accepted, verb=f"Scaling to {replicas}", wait=wait, timeout=seconds)
+        _follow_accepted(
+            out, api, accepted, verb="Scaling", wait=wait, timeout=seconds, then=f" to {replicas}"
+        )
 
 
 @app.command("restart")
@@ -602,7 +612,10 @@ def history(
     with clusters_client(ctx) as api:
         item = find_app(api, name, cluster=cluster, namespace=namespace)
         revisions = api.get_list(f"{app_path(item)}revisions/")
-    out.listing(REVISION_COLUMNS, _by_number(revisions), empty="No revisions.")
+    if out.is_json:
+        out.json(revisions)  # the API's order, unchanged
+        return
+    out.table(REVISION_COLUMNS, _by_number(revisions), empty="No revisions.")
 
 
 def previous_revision(revisions: list[JsonObject]) -> int:
@@ -645,7 +658,7 @@ def rollback(
             target = previous_revision(api.get_list(f"{app_path(item)}revisions/"))
         accepted = api.post(f"{app_path(item)}rollback/", {"revision": target})
         _follow_accepted(
-            out, api, accepted, verb=f"Rolling back to revision {target}", wait=wait, timeout=seconds
+            out, api, accepted, verb="Rolling back", wait=wait, timeout=seconds, then=f" to revision {target}"
         )
 
 
