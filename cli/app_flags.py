@@ -49,10 +49,10 @@ def parse_port(text: str) -> JsonObject:
     return {"port": port, "protocol": proto, "name": name.strip()}
 
 
-def parse_ports(values: Iterable[str]) -> list[JsonObject]:
+def parse_ports(values: Iterable[str] | None) -> list[JsonObject]:
     """Every `--port`, refusing the same port and protocol twice."""
     ports: list[JsonObject] = []
-    for text in values:
+    for text in values or ():
         port = parse_port(text)
         if any((p["port"], p["protocol"]) == (port["port"], port["protocol"]) for p in ports):
             raise _port_error(text, f"{port['port']}/{port['protocol'].lower()} is given twice")
@@ -64,10 +64,10 @@ def _port_error(text: str, reason: str) -> UsageError:
     return UsageError(f"--port {text!r}: {reason}", hint=PORT_SYNTAX)
 
 
-def parse_pairs(values: Iterable[str], *, option: str, names_env: bool = False) -> dict[str, str]:
+def parse_pairs(values: Iterable[str] | None, *, option: str, names_env: bool = False) -> dict[str, str]:
     """`KEY=VALUE` flags as a mapping; a bad one is never echoed (it may be a secret without its KEY=)."""
     pairs: dict[str, str] = {}
-    for index, text in enumerate(values, start=1):
+    for index, text in enumerate(values or (), start=1):
         key, sep, value = text.partition("=")
         key = key.strip()
         if not sep or not key:
@@ -83,10 +83,10 @@ def parse_pairs(values: Iterable[str], *, option: str, names_env: bool = False) 
     return pairs
 
 
-def parse_env_names(values: Iterable[str], *, option: str) -> list[str]:
+def parse_env_names(values: Iterable[str] | None, *, option: str) -> list[str]:
     """Names given to `--unset-env` / `--unset-secret`."""
     names: list[str] = []
-    for text in values:
+    for text in values or ():
         name = text.strip()
         if not _ENV_NAME.match(name):
             raise UsageError(f"{option} {text!r}: not a variable name")
@@ -95,7 +95,7 @@ def parse_env_names(values: Iterable[str], *, option: str) -> list[str]:
     return names
 
 
-def read_secret_files(values: Iterable[str]) -> dict[str, str]:
+def read_secret_files(values: Iterable[str] | None) -> dict[str, str]:
     """`--secret-from-file KEY=PATH`: each file's text (a one-line file loses its final newline)."""
     secrets: dict[str, str] = {}
     for key, path_text in parse_pairs(values, option="--secret-from-file", names_env=True).items():
@@ -111,7 +111,7 @@ def read_secret_files(values: Iterable[str]) -> dict[str, str]:
     return secrets
 
 
-def secrets_from(values: Iterable[str], files: Iterable[str]) -> dict[str, str]:
+def secrets_from(values: Iterable[str] | None, files: Iterable[str] | None) -> dict[str, str]:
     """`--secret` and `--secret-from-file` together; a key given by both is refused."""
     typed = parse_pairs(values, option="--secret", names_env=True)
     read = read_secret_files(files)

@@ -176,7 +176,7 @@ ReplicasOption = Annotated[
     int | None, typer.Option("--replicas", min=0, max=1000, help="How many pods to run.")
 ]
 PortOption = Annotated[
-    list[str],
+    list[str] | None,
     typer.Option(
         "--port",
         "-p",
@@ -185,10 +185,11 @@ PortOption = Annotated[
     ),
 ]
 EnvOption = Annotated[
-    list[str], typer.Option("--env", "-e", metavar="KEY=VALUE", help="An environment variable (repeatable).")
+    list[str] | None,
+    typer.Option("--env", "-e", metavar="KEY=VALUE", help="An environment variable (repeatable)."),
 ]
 SecretOption = Annotated[
-    list[str],
+    list[str] | None,
     typer.Option(
         "--secret",
         metavar="KEY=VALUE",
@@ -196,7 +197,7 @@ SecretOption = Annotated[
     ),
 ]
 SecretFileOption = Annotated[
-    list[str],
+    list[str] | None,
     typer.Option(
         "--secret-from-file",
         metavar="KEY=PATH",
@@ -221,13 +222,13 @@ LivenessOption = Annotated[
     str | None, typer.Option("--liveness", metavar="CHECK", help="Liveness check, same syntax as --health.")
 ]
 LabelOption = Annotated[
-    list[str],
+    list[str] | None,
     typer.Option(
         "--label", "-l", metavar="KEY=VALUE", help="A label of the workload and its pods (repeatable)."
     ),
 ]
 AnnotationOption = Annotated[
-    list[str], typer.Option("--annotation", metavar="KEY=VALUE", help="A pod annotation (repeatable).")
+    list[str] | None, typer.Option("--annotation", metavar="KEY=VALUE", help="A pod annotation (repeatable).")
 ]
 CommandOption = Annotated[
     str | None,
@@ -310,18 +311,18 @@ def deploy(
         str, typer.Option("--namespace", "-n", metavar="NS", help="The Kubernetes namespace.")
     ] = DEFAULT_NAMESPACE,
     replicas: ReplicasOption = None,
-    port: PortOption = [],  # noqa: B006 (typer needs a literal default; it is never mutated)
-    env: EnvOption = [],  # noqa: B006
-    secret: SecretOption = [],  # noqa: B006
-    secret_from_file: SecretFileOption = [],  # noqa: B006
+    port: PortOption = None,
+    env: EnvOption = None,
+    secret: SecretOption = None,
+    secret_from_file: SecretFileOption = None,
     cpu: CpuOption = None,
     memory: MemoryOption = None,
     cpu_limit: CpuLimitOption = None,
     memory_limit: MemoryLimitOption = None,
     health: HealthOption = None,
     liveness: LivenessOption = None,
-    label: LabelOption = [],  # noqa: B006
-    annotation: AnnotationOption = [],  # noqa: B006
+    label: LabelOption = None,
+    annotation: AnnotationOption = None,
     command: CommandOption = None,
     args: ArgsOption = None,
     progress_deadline: DeadlineOption = None,
@@ -444,25 +445,25 @@ def update(
     image: ImageOption = None,
     replicas: ReplicasOption = None,
     port: Annotated[
-        list[str],
+        list[str] | None,
         typer.Option(
             "--port",
             "-p",
             metavar="[NAME=]PORT[/PROTO]",
             help="The container ports (repeatable), replacing them all; `--port none` removes them.",
         ),
-    ] = [],  # noqa: B006
-    env: EnvOption = [],  # noqa: B006
+    ] = None,
+    env: EnvOption = None,
     unset_env: Annotated[
-        list[str],
+        list[str] | None,
         typer.Option("--unset-env", metavar="KEY", help="Remove an environment variable (repeatable)."),
-    ] = [],  # noqa: B006
-    secret: SecretOption = [],  # noqa: B006
-    secret_from_file: SecretFileOption = [],  # noqa: B006
+    ] = None,
+    secret: SecretOption = None,
+    secret_from_file: SecretFileOption = None,
     unset_secret: Annotated[
-        list[str],
+        list[str] | None,
         typer.Option("--unset-secret", metavar="KEY", help="Remove a secret variable (repeatable)."),
-    ] = [],  # noqa: B006
+    ] = None,
     cpu: CpuOption = None,
     memory: MemoryOption = None,
     cpu_limit: CpuLimitOption = None,
@@ -475,7 +476,7 @@ def update(
         str | None,
         typer.Option("--liveness", metavar="CHECK", help="Liveness check as for deploy; `none` removes it."),
     ] = None,
-    label: LabelOption = [],  # noqa: B006
+    label: LabelOption = None,
     command: CommandOption = None,
     args: ArgsOption = None,
     progress_deadline: DeadlineOption = None,
