@@ -9,6 +9,7 @@ Secret values go to the server only: the API never returns them and nothing here
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import typer
 
@@ -703,6 +704,37 @@ def pods(
         item = find_app(api, name, cluster=cluster, namespace=namespace)
         items = api.get_list(f"{app_path(item)}pods/")
     out.listing(POD_COLUMNS, items, empty="No pods.")
+
+
+@app.command("delete-pod")
+def delete_pod(
+    ctx: typer.Context,
+    name: NameArg,
+    pod: Annotated[str, typer.Argument(metavar="POD", help="The pod's name (`flotilla apps pods NAME`).")],
+    cluster: ClusterOption = None,
+    namespace: NamespaceOption = None,
+    output: OutputOption = None,
+) -> None:
+    """Delete one pod of an app; its workload starts a new one (as `kubectl delete pod`)."""
+    out = output_for(ctx, output)
+    wanted = pod.strip()
+    if not wanted:
+        raise UsageError("POD: the pod name is empty")
+    with clusters_client(ctx) as api:
+        item = find_app(api, name, cluster=cluster, namespace=namespace)
+        try:
+            # Quoted: a typed '/' must not reach another endpoint.
+            api.post(f"{app_path(item)}pods/{quote(wanted, safe='')}/delete/", {})
+        except ApiError as exc:
+            if exc.status == 404:
+                raise CliError(
+                    f"app {item['name']} has no pod named {wanted!r}",
+                    ExitCode.NOT_FOUND,
+                    hint=f"`flotilla apps pods {item['name']}` lists them",
+                ) from exc
+            raise
+    if not out.is_json:
+        out.result(f"Deleted pod {wanted} of app {item['name']}; its workload starts another.")
 
 
 @app.command("workloads")

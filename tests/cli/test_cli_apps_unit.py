@@ -895,3 +895,17 @@ def test_adopt_refused_names_every_reason(run: Callable[..., Result], api: FakeA
         and "  workload: env[0] uses valueFrom" in result.stderr
     )
     assert api.body("POST", f"{API}7/workloads/adopt/")["kind"] == "StatefulSet"
+
+
+def test_delete_pod(run: Callable[..., Result], api: FakeApi) -> None:
+    api.on("POST", f"{APPS}21/pods/web-6d4b-a/delete/", status=204)
+
+    result = run("apps", "delete-pod", "web", "web-6d4b-a")
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "Deleted pod web-6d4b-a of app web; its workload starts another.\n"
+    as_json = run("-o", "json", "apps", "delete-pod", "web", "web-6d4b-a")
+    assert (as_json.exit_code, as_json.stdout) == (0, "")
+    assert_error(run("apps", "delete-pod", "web", "nope"), 5, "app web has no pod named 'nope'")
+    assert_error(run("apps", "delete-pod", "web", "../../7"), 5, "no pod named '../../7'")
+    assert api.requests[-1].url.raw_path.endswith(b"/pods/..%2F..%2F7/delete/")
