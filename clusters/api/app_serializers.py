@@ -122,7 +122,7 @@ class LabelsField(serializers.JSONField):
 @extend_schema_field(
     {
         **_STRING_MAP,
-        "description": "Secret variables {NAME: value}: written to the cluster as a Secret, never shown again",
+        "description": "Secret variables {NAME: value}: written to the cluster as a Secret, never shown",
     }
 )
 class SecretsField(serializers.JSONField):

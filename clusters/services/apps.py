@@ -89,7 +89,9 @@ def _replay(idempotency_key: str) -> AppRequested | None:
         return None
     if operation.subject_type != SUBJECT:
         raise Conflict("This Idempotency-Key was used for another kind of request.")
-    return AppRequested(App.objects.select_related("cluster").get(pk=int(operation.subject_id or 0)), operation, False)
+    return AppRequested(
+        App.objects.select_related("cluster").get(pk=int(operation.subject_id or 0)), operation, False
+    )
 
 
 def _checked(checks: Iterable[tuple[str, Any]]) -> list[Any]:
