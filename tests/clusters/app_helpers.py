@@ -18,14 +18,16 @@ from tests.local_kube import LocalCluster
 
 def cluster_on(org: Organization, local: LocalCluster, name: str = "apps") -> Cluster:
     """A Ready cluster of the org whose API is the running local cluster (its control plane was
-    started by the test session, so no provisioning is waited for)."""
+    started by the test session, so no provisioning is waited for). It names the runtime's cluster,
+    so a health check looks at the real components; never delete it (that would stop the
+    session's shared control plane)."""
     with schema_context(org.schema_name):
         provider = ensure_local_provider(owner_actor(org))
         return Cluster.objects.create(
             name=name,
             provider=provider,
             version="1.36.1",
-            external_name=f"{local.name}-{org.slug}-{name}",
+            external_name=local.name,
             status=ClusterStatus.READY,
             kubeconfig=local.kubeconfig,
             api_endpoint="local",

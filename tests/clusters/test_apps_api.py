@@ -21,6 +21,7 @@ from orgs.choices import Role
 from orgs.models import Organization
 from tests.api_checks import assert_cross_org_isolated, assert_error
 from tests.conftest import api_client_for
+from tests.clusters.helpers import run
 from tests.factories import add_member
 
 pytestmark = pytest.mark.django_db
@@ -299,3 +300,25 @@ def test_list_has_a_fixed_query_count(client_a: APIClient, org_a: Organization) 
     )
     assert client_a.get(BASE, {"name": "a4"}).json()["count"] == 1
     assert_error(client_a.get(BASE, {"status": "bogus"}), 400, field="status")
+
+
+def test_deleting_a_cluster_deletes_its_apps_and_their_secrets(client_a: APIClient, org_a: Organization) -> None:
+    with schema_context(org_a.schema_name):
+        account = ProviderAccount.objects.create(name="imported", kind="existing")
+        cluster = Cluster.objects.create(
+            name="imp", provider=account, version="1.36.1", external_name="imp-1", status=ClusterStatus.READY
+        )
+    app = deploy(client_a, cluster, secrets={"TOKEN": "gone-with-it"}).json()["app"]
+    deletion = client_a.delete(f"/api/v1/clusters/{cluster.pk}/")
+    assert deletion.status_code == 202
+    with schema_context(org_a.schema_name):
+        # The deletion superseded the app's queued rollout.
+        rollout = Operation.objects.get(subject_type="app", subject_id=app["id"])
+        assert rollout.status == OperationStatus.CANCELLED or rollout.cancel_requested
+        run(org_a, Operation.objects.get(pk=deletion.json()["id"]))
+        stored = App.objects.get(pk=app["id"])
+        assert stored.status == AppStatus.DELETED and stored.deleted_at is not None
+        assert stored.secret_values() == {}
+        assert all(r.secret_values() == {} for r in AppRevision.objects.filter(app=stored))
+    assert client_a.get(BASE).json()["count"] == 0
+    assert client_a.get(f"{BASE}{app['id']}/").json()["status"] == AppStatus.DELETED
