@@ -249,7 +249,7 @@ class OperationAdmin(TenantModelAdmin):
     list_display = [
         "id",
         "cluster",
-        "kind",
+        "kind_label",
         "status",
         "progress",
         "step",
@@ -266,6 +266,11 @@ class OperationAdmin(TenantModelAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [f.name for f in Operation._meta.fields]
+
+    @admin.display(description="Kind", ordering="kind")
+    def kind_label(self, obj: Operation) -> str:
+        # Kinds are registered with the engine (clusters' and apps'), not field choices.
+        return obj.get_kind_display()
 
     @admin.action(description="Retry selected operations (failed or cancelled)")
     def retry(self, request: HttpRequest, queryset: QuerySet[Operation]) -> None:

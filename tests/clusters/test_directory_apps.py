@@ -347,6 +347,9 @@ class TestClusterActiveOperation:
         assert row and "Delete an app" in row.group(0) and "app_delete" not in row.group(0)
         filtered = staff.get(f"{OPERATIONS}?kind__exact=app_delete").content.decode()
         assert f'data-operation="{deletion.pk}"' in filtered
+        # The org's own list of operations names it the same way (the engine's label).
+        tenant = staff.get(f"/admin/clusters/operation/?schema={org_a.schema_name}").content.decode()
+        assert "Delete an app" in tenant and "Create" in tenant
 
 
 def _synced_apps(org: Organization, cluster: Cluster, *names: str) -> list[App]:
