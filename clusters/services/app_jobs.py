@@ -86,7 +86,7 @@ class AppJob(Job):
     """Rollouts and deletions of one app."""
 
     def load(self, run: Run) -> App:
-        return App.objects.select_related("cluster", "cluster__provider").get(pk=run.operation.subject_id)
+        return App.objects.select_related("cluster", "cluster__provider").get(pk=int(run.operation.subject_id or 0))
 
     def permission(self, operation: Operation) -> str:
         return Action.APP_DELETE if operation.kind == AppOperationKind.DELETE else Action.APP_DEPLOY
@@ -163,7 +163,12 @@ class AppJob(Job):
         entries = [m for m in meta.get("managedFields") or [] if m.get("manager") == kube.FIELD_MANAGER]
         if entries and len(entries) != len(meta.get("managedFields") or []):
             kube.patch(
-                client, "apps/v1", "Deployment", app.name, {"metadata": {"managedFields": entries}}, namespace=app.namespace
+                client,
+                "apps/v1",
+                "Deployment",
+                app.name,
+                {"metadata": {"managedFields": entries}},
+                namespace=app.namespace,
             )
 
     def _watch(self, run: Run) -> Outcome:
@@ -204,11 +209,16 @@ class AppJob(Job):
         gone = _delete_if_ours(client, app, "v1", "Secret", f"{app.name}-secrets") and gone
         if not gone:
             return Outcome.wait("Deleting the app's objects", WATCH_INTERVAL, progress=50)
-        if app.owns_namespace and not App.objects.filter(
-            cluster=app.cluster, namespace=app.namespace, deleted_at__isnull=True
-        ).exclude(pk=app.pk).exists():
+        if (
+            app.owns_namespace
+            and not App.objects.filter(cluster=app.cluster, namespace=app.namespace, deleted_at__isnull=True)
+            .exclude(pk=app.pk)
+            .exists()
+        ):
             kube.delete(client, "v1", "Namespace", app.namespace, missing_ok=True)
-        pods = list_pods(app.cluster, namespace=app.namespace, selector=label_selector(app.selector), fresh=True)
+        pods = list_pods(
+            app.cluster, namespace=app.namespace, selector=label_selector(app.selector), fresh=True
+        )
         if pods:
             return Outcome.wait(f"Waiting for {len(pods)} pod(s) to stop", WATCH_INTERVAL, progress=80)
         return Outcome.finished("Deleted")
@@ -217,13 +227,15 @@ class AppJob(Job):
 
     def _newer_active(self, run: Run) -> bool:
         return (
-            Operation.objects.filter(subject_type="app", subject_id=run.operation.subject_id, pk__gt=run.operation.pk)
+            Operation.objects.filter(
+                subject_type="app", subject_id=run.operation.subject_id, pk__gt=run.operation.pk
+            )
             .exclude(status__in=("succeeded", "failed", "cancelled"))
             .exists()
         )
 
     def succeed(self, run: Run, outcome: Outcome) -> None:
-        app = App.objects.select_for_update().select_related("cluster").get(pk=run.operation.subject_id)
+        app = App.objects.select_for_update().select_related("cluster").get(pk=int(run.operation.subject_id or 0))
         run.subject = app
         if run.operation.kind == AppOperationKind.DELETE:
             app.transition_to(AppStatus.DELETED)
@@ -238,7 +250,7 @@ class AppJob(Job):
         self._event(run, app, f"{app.name}: {outcome.message or 'done'}")
 
     def fail(self, run: Run, message: str) -> None:
-        app = App.objects.select_for_update().select_related("cluster").get(pk=run.operation.subject_id)
+        app = App.objects.select_for_update().select_related("cluster").get(pk=int(run.operation.subject_id or 0))
         run.subject = app
         if app.status in (AppStatus.DELETED,) or self._newer_active(run):
             return
@@ -248,11 +260,13 @@ class AppJob(Job):
         self._event(run, app, f"{app.name}: failed: {message}", level=EventLevel.ERROR)
 
     def cancelled(self, run: Run) -> None:
-        app = App.objects.select_for_update().select_related("cluster").get(pk=run.operation.subject_id)
+        app = App.objects.select_for_update().select_related("cluster").get(pk=int(run.operation.subject_id or 0))
         run.subject = app
         if self._newer_active(run) or app.status != AppStatus.DEPLOYING:
             return  # superseded: the newer operation owns the status
-        app.transition_to(AppStatus.DEGRADED, "The rollout was cancelled; the cluster may run an older revision.")
+        app.transition_to(
+            AppStatus.DEGRADED, "The rollout was cancelled; the cluster may run an older revision."
+        )
         app.save(update_fields=["status", "status_reason", "updated_at"])
 
     def _event(self, run: Run, app: App, message: str, *, level: str = EventLevel.INFO) -> None:
