@@ -34,10 +34,11 @@ from clusters.directory import services as directory
 from clusters.directory.models import AppEntry, ClusterEntry, OperationEntry
 from clusters.directory.store import upsert
 from clusters.models import App, AppRevision, Cluster, Operation
+from clusters.services import apps as app_services
 from clusters.services.app_events import app_changed
 from orgs.choices import Role
 from orgs.models import Organization
-from tests.clusters.helpers import local_provider
+from tests.clusters.helpers import local_provider, owner_actor
 from tests.factories import add_member, make_org, make_user, owner_of
 
 pytestmark = pytest.mark.django_db
@@ -204,6 +205,27 @@ class TestSync:
             "running",
             "Roll out an app",
         )
+
+    def test_a_deploy_through_the_service_reaches_the_directory(
+        self, org_a: Organization, django_capture_on_commit_callbacks: Any
+    ) -> None:
+        cluster = make_cluster(org_a, "prod")
+        with django_capture_on_commit_callbacks(execute=True), schema_context(org_a.schema_name):
+            requested = app_services.deploy_app(
+                owner_actor(org_a),
+                cluster=Cluster.objects.get(pk=cluster.pk),
+                name="shop",
+                spec={"image": "nginx:1.27", "replicas": 2},
+                secrets={"TOKEN": SECRET},
+            )
+        entry = entry_of(org_a, requested.app)
+        found = (entry.name, entry.cluster_name, entry.image, entry.revision)
+        assert found == ("shop", "prod", "nginx:1.27", 1)
+        assert entry.status in (AppStatus.PENDING, AppStatus.DEPLOYING)
+        rollout = OperationEntry.objects.get(org=org_a, operation_id=requested.operation.pk)
+        assert (rollout.kind, rollout.status) == (AppOperationKind.ROLLOUT, OperationStatus.QUEUED)
+        # The rollout runs against the cluster, but is not the cluster's own operation.
+        assert cluster_entry(org_a, cluster).active_operation_id is None
 
     def test_each_org_has_its_own_entries(self, org_a: Organization, org_b: Organization) -> None:
         first = make_app(org_a, make_cluster(org_a, "alpha-c"), "api")
