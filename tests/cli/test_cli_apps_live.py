@@ -39,7 +39,9 @@ def test_app_life_through_the_cli(
 
     missing = flotilla(config_dir, "apps", "scale", "nope", "2")
     assert missing.returncode == 5, missing.stderr
-    bad = flotilla(config_dir, "apps", "deploy", "web", "--cluster", "kind", "--image", "nginx", "--port", "0")
+    bad = flotilla(
+        config_dir, "apps", "deploy", "web", "--cluster", "kind", "--image", "nginx", "--port", "0"
+    )
     assert bad.returncode == 2 and "--port" in bad.stderr
 
     run(

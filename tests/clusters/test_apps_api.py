@@ -82,7 +82,9 @@ def test_deploy_records_the_app_a_revision_and_its_rollout(client_a: APIClient, 
             assert "s3cr3t-value-42" not in cursor.fetchone()[0]
             cursor.execute("SELECT secrets FROM clusters_apprevision WHERE app_id = %s", [stored.pk])
             assert "s3cr3t-value-42" not in cursor.fetchone()[0]
-        audit = list(AuditEntry.objects.filter(action="app.deployed").values_list("after", flat=True))
+        audit: list[Any] = list(
+            AuditEntry.objects.filter(action="app.deployed").values_list("after", flat=True)
+        )
         assert audit and "s3cr3t-value-42" not in json.dumps(audit)
         assert audit[0]["secret_keys"] == ["TOKEN"]
         assert "s3cr3t-value-42" not in json.dumps(Operation.objects.get(pk=operation["id"]).params)
@@ -302,7 +304,9 @@ def test_list_has_a_fixed_query_count(client_a: APIClient, org_a: Organization) 
     assert_error(client_a.get(BASE, {"status": "bogus"}), 400, field="status")
 
 
-def test_deleting_a_cluster_deletes_its_apps_and_their_secrets(client_a: APIClient, org_a: Organization) -> None:
+def test_deleting_a_cluster_deletes_its_apps_and_their_secrets(
+    client_a: APIClient, org_a: Organization
+) -> None:
     with schema_context(org_a.schema_name):
         account = ProviderAccount.objects.create(name="imported", kind="existing")
         cluster = Cluster.objects.create(

@@ -68,7 +68,12 @@ def test_app_events_reach_only_their_org(live_flotilla: str) -> None:
         response = httpx.post(
             f"{live_flotilla}/api/v1/clusters/apps/",
             headers={"Authorization": f"Bearer {token}"},
-            json={"cluster": cluster.pk, "name": "watched", "image": "nginx:1.27", "secrets": {"K": "ws-secret"}},
+            json={
+                "cluster": cluster.pk,
+                "name": "watched",
+                "image": "nginx:1.27",
+                "secrets": {"K": "ws-secret"},
+            },
             timeout=30,
         )
         assert response.status_code == 202, response.text
