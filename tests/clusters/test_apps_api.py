@@ -20,8 +20,8 @@ from orgs.audit.models import AuditEntry
 from orgs.choices import Role
 from orgs.models import Organization
 from tests.api_checks import assert_cross_org_isolated, assert_error
-from tests.conftest import api_client_for
 from tests.clusters.helpers import run
+from tests.conftest import api_client_for
 from tests.factories import add_member
 
 pytestmark = pytest.mark.django_db
