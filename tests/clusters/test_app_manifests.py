@@ -612,6 +612,8 @@ def test_pod_problems_of_each_kind() -> None:
     assert pod_problems([evicted]) == ["pod web-e: Evicted: The node was low on resource: memory."]
     assert pod_problems([not_ready_pod("f")]) == ["pod f: readiness check failing"]
     assert pod_problems([pod("g", containers=[cs()])]) == []
+    exited = cs(ready=False, state={"terminated": {"exitCode": 2, "reason": "Error"}})
+    assert pod_problems([pod("h", containers=[exited])]) == ["pod h: container web Error (exit code 2)"]
 
 
 # --- pod_info -----------------------------------------------------------------------------------
