@@ -136,7 +136,10 @@ def test_an_unschedulable_app_fails_past_its_deadline_with_the_scheduler_s_reaso
 
     rollout = wait_for(failed, timeout=90, what="the rollout to pass its progress deadline")
     assert rollout.message.startswith("ProgressDeadlineExceeded")
-    assert "Unschedulable" in rollout.message and "Insufficient cpu" in rollout.message
+    assert "within 10 s" in rollout.message and "; pod huge-" in rollout.message
+    assert (
+        "Unschedulable: 0/3 nodes are available" in rollout.message and "Insufficient cpu" in rollout.message
+    )
     assert rollout.available == 0
 
 
@@ -179,7 +182,7 @@ def test_a_deployment_made_elsewhere_is_adopted_and_rendered_back_over_itself(
 
     # Applied as is, server-side apply would keep the old "nginx" container beside the app's.
     merged = kube.apply(gateway, objects.workload, force=True, dry_run=True)
-    assert [c["name"] for c in merged["spec"]["template"]["spec"]["containers"]] == ["legacy", "nginx"]
+    assert sorted(c["name"] for c in merged["spec"]["template"]["spec"]["containers"]) == ["legacy", "nginx"]
 
     kube.patch(
         gateway, "apps/v1", "Deployment", "legacy", takeover_patch(objects.workload), namespace=kube_namespace
