@@ -28,7 +28,7 @@ from pathlib import Path
 import yaml
 
 from clusters import kube
-from clusters.local import binaries, components, ports
+from clusters.local import binaries, components, ports, stages
 from clusters.local.components import ComponentHealth
 from clusters.local.errors import BinariesMissing, HostLimitReached, LocalClusterError
 from clusters.local.nodes import (
@@ -308,6 +308,9 @@ class LocalRuntime:
                 "metadata": {"name": "flotilla-simulated-logs"},
                 "spec": {"logs": [{"logsFile": str(log), "follow": True}]},
             },
+            # kwokctl adds its default node and pod stages only when none is given, so the
+            # set a new cluster is created with (defaults' behaviour included) comes from here.
+            *stages.stage_documents(),
         ]
         path = self.root / "configs" / f"{name}.yaml"
         path.parent.mkdir(parents=True, exist_ok=True)
