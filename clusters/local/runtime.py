@@ -6,7 +6,8 @@ Each cluster lives in a state directory (FLOTILLA_LOCAL_STATE_DIR, default
 ports outside the kernel's ephemeral range (clusters.local.ports), so clusters run side by side.
 A cluster is up when every component is alive and healthy (clusters.local.components), not when
 the API server alone answers. Nodes are created and removed per pool with the Kubernetes
-API (no kubectl in product code); kwok makes them Ready and runs their pods. Every pod's log
+API (no kubectl in product code); kwok makes them Ready and runs their pods, following the
+stages in clusters/local/stages (pods can be made to never become Ready). Every pod's log
 reads the cluster's simulated log file (CRI format), which `append_log` writes to.
 """
 
