@@ -5,8 +5,10 @@ queued again with its due time and its worker returns to the pool. The dispatch 
 schema, clusters.engine.models.Dispatch) has one row per unfinished operation: `schedule` sets the
 due time and clears `queued_at`, in the transaction that moved the operation; `dispatch_due`
 takes due rows whose `queued_at` is empty under a row lock, sets `queued_at` and queues one task
-each. However long the backlog, an operation has at most one task in the queue; a row whose task
-was lost (queued long ago, never claimed) is released again by the sweeper.
+each. However long the backlog, an operation has at most one task in the queue, and an org at
+most `per_org()` (the rest of its due operations wait in the index, so other orgs' tasks are not
+queued behind its whole backlog); a row whose task was lost (queued long ago, never claimed) is
+released again by the sweeper.
 
 `dispatch_due` runs in a loop of the worker's main process (`manage.py worker`, every
 FLOTILLA_DISPATCH_INTERVAL seconds) and from the minutely tick; an operation that is due at once
@@ -20,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Count, Q
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
@@ -36,6 +38,16 @@ RUN_OPERATION = "clusters.tasks.run_operation"
 def dispatch_interval() -> float:
     """Seconds between two passes of the worker's dispatch loop."""
     return float(getattr(settings, "FLOTILLA_DISPATCH_INTERVAL", 0.5))
+
+
+def per_org() -> int:
+    """Tasks one org may have waiting in the shared queue at once (FLOTILLA_DISPATCH_PER_ORG).
+
+    The queue is first come, first served: without a cap, an org that asks for fifty rollouts at
+    once would put fifty tasks ahead of every other org's. With it, the rest of its due
+    operations stay due in the index and the loop queues them as its tasks are taken, so another
+    org's task waits behind a few, not behind the whole backlog."""
+    return max(1, int(getattr(settings, "FLOTILLA_DISPATCH_PER_ORG", 4)))
 
 
 def lost_after() -> float:
@@ -70,6 +82,8 @@ def claimed(operation_id: int) -> None:
 def dispatch_one(schema_name: str, operation_id: int) -> bool:
     """Queue the operation's task now if it is due and no task is queued for it."""
     with schema_context(schema_name), transaction.atomic():
+        if Dispatch.objects.filter(schema_name=schema_name, queued_at__isnull=False).count() >= per_org():
+            return False  # the org's share of the queue is full: the loop queues it when there is room
         taken = Dispatch.objects.filter(
             schema_name=schema_name,
             operation_id=operation_id,
@@ -86,13 +100,28 @@ def dispatch_due(*, limit: int = 500, now: datetime | None = None) -> int:
     now = now or timezone.now()
     suspended = Organization.objects.filter(suspended_at__isnull=False).values("schema_name")
     with transaction.atomic():
-        rows = list(
+        due = list(
             Dispatch.objects.select_for_update(skip_locked=True)
             .filter(queued_at__isnull=True, due_at__lte=now)
             .exclude(schema_name__in=suspended)
-            .order_by("due_at")
+            .order_by("due_at", "pk")
             .values_list("pk", "schema_name", "operation_id")[:limit]
         )
+        if not due:
+            return 0
+        # Oldest due first, each org up to its share of the queue (the rest stay due).
+        waiting = dict(
+            Dispatch.objects.filter(schema_name__in={schema for _, schema, _ in due}, queued_at__isnull=False)
+            .values_list("schema_name")
+            .annotate(n=Count("pk"))
+            .order_by()
+        )
+        cap = per_org()
+        rows = []
+        for row in due:
+            if waiting.get(row[1], 0) < cap:
+                rows.append(row)
+                waiting[row[1]] = waiting.get(row[1], 0) + 1
         if not rows:
             return 0
         Dispatch.objects.filter(pk__in=[pk for pk, _, _ in rows]).update(queued_at=now)

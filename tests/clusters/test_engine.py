@@ -191,6 +191,7 @@ def _queued_tasks() -> list[tuple[str, int]]:
     return found
 
 
+@override_settings(FLOTILLA_DISPATCH_PER_ORG=50)
 def test_due_operations_are_dispatched_exactly_once(
     org_a: Organization, org_b: Organization, django_capture_on_commit_callbacks: Any
 ) -> None:
@@ -205,6 +206,31 @@ def test_due_operations_are_dispatched_exactly_once(
     tasks = _queued_tasks()
     assert len(tasks) == 20 and len(set(tasks)) == 20
     assert {schema for schema, _ in tasks} == {org_a.schema_name, org_b.schema_name}
+
+
+@override_settings(FLOTILLA_DISPATCH_PER_ORG=3)
+def test_an_org_has_a_share_of_the_queue_not_all_of_it(
+    org_a: Organization, org_b: Organization, django_capture_on_commit_callbacks: Any
+) -> None:
+    """Ten due operations of org A queue three tasks; org B's operation, due after all of them,
+    is queued at once; A's next ones are queued as its tasks are taken, oldest first."""
+    ops = [scripted(org_a, "wait:1", "done", subject=n) for n in range(10)]
+    OrmQ.objects.all().delete()
+    Dispatch.objects.update(due_at=timezone.now() - timedelta(seconds=1), queued_at=None)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert dispatch.dispatch_due() == 3
+        assert dispatch.dispatch_due() == 0
+        assert dispatch.dispatch_one(org_a.schema_name, ops[5].pk) is False
+    first = [pk for _, pk in _queued_tasks()]
+    assert first == [op.pk for op in ops[:3]]
+    with django_capture_on_commit_callbacks(execute=True):
+        late = scripted(org_b, "done")  # due now, queued right after its commit
+    assert (org_b.schema_name, late.pk) in _queued_tasks()
+    with schema_context(org_a.schema_name):
+        dispatch.claimed(ops[0].pk)  # a worker took A's oldest task
+    with django_capture_on_commit_callbacks(execute=True):
+        assert dispatch.dispatch_due() == 1
+    assert [pk for schema, pk in _queued_tasks() if schema == org_a.schema_name] == [op.pk for op in ops[:4]]
 
 
 def test_the_index_of_a_suspended_org_is_not_dispatched(org_a: Organization, org_b: Organization) -> None:
