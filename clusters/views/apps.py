@@ -178,15 +178,26 @@ def _pods(request: HttpRequest, actor: Actor, app: App) -> tuple[list[PodRow], s
     ], ""
 
 
+def _pods_match(pods: Sequence[PodRow], desired: int) -> bool:
+    running = [row for row in pods if not row.pod.deleting]
+    return len(running) == desired and all(row.pod.ready == row.pod.total for row in running)
+
+
 def _live_context(request: HttpRequest, app: App) -> dict[str, Any]:
     actor = actor_of(request)
     operation = selectors.last_operations([app]).get(app.pk)
     pods, pods_error = _pods(request, actor, app)
     may_change = can(actor, Action.APP_DEPLOY) and app.status not in SETTLED
+    active = operation if operation is not None and operation.is_active else None
     return {
         "app": app,
         "operation": operation,
-        "active": operation if operation is not None and operation.is_active else None,
+        "active": active,
+        # Pods move between the app's events (a pod list is also a few seconds old): while a
+        # rollout runs or the pods do not match the replicas yet, the fragment looks again soon.
+        "settling": not pods_error
+        and app.status not in SETTLED
+        and (active is not None or not _pods_match(pods, app.desired_replicas)),
         "pods": pods,
         "pods_error": pods_error,
         "revisions": list(selectors.app_revisions(actor, app)),
