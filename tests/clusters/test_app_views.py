@@ -49,7 +49,7 @@ def ready_cluster(org: Organization, name: str = "prod") -> Cluster:
             name=name,
             provider=provider,
             region="local",
-            version="1.31",
+            version="1.31.4",
             status=ClusterStatus.READY,
             external_name=f"{org.slug}-{name}",
         )

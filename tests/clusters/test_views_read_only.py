@@ -122,7 +122,7 @@ def test_no_page_of_an_app_writes(org_a: Organization) -> None:
             name="web",
             provider=provider,
             region="local",
-            version="1.31",
+            version="1.31.4",
             status=ClusterStatus.READY,
             external_name="alpha-web",
         )
