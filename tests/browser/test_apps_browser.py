@@ -13,16 +13,13 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from playwright.sync_api import Locator, Page, expect
 
+from clusters.choices import ClusterStatus
 from clusters.models import App, Cluster
+from clusters.services.providers import ensure_local_provider
 from orgs.models import Organization
-from tests.factories import PASSWORD, make_org
+from tests.factories import PASSWORD, actor_for, make_org, owner_of
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.live,
-    pytest.mark.kube,
-    pytest.mark.usefixtures("drop_org_schemas"),
-]
+pytestmark = [pytest.mark.browser, pytest.mark.live]
 # Generous: a real control plane starts on this host; the test waits on the page, not on a clock.
 LIFECYCLE_TIMEOUT = 240_000
 ROLLOUT_TIMEOUT = 120_000
@@ -53,6 +50,8 @@ def api_of(org: Organization, cluster_name: str) -> k8s.ApiClient:
     return k8s_config.new_client_from_config_dict(yaml.safe_load(kubeconfig))
 
 
+@pytest.mark.kube
+@pytest.mark.usefixtures("drop_org_schemas")
 def test_deploy_watch_scale_roll_back_delete(page: Page, live_flotilla: str, live_worker: object) -> None:
     org = make_org("fleet")
     sign_in(page, live_flotilla, "owner@fleet.test")
@@ -133,3 +132,52 @@ def test_deploy_watch_scale_roll_back_delete(page: Page, live_flotilla: str, liv
     core = k8s.CoreV1Api(api)
     assert "shop" not in {s.metadata.name for s in core.list_namespaced_service("default").items}
     assert "shop-secrets" not in {s.metadata.name for s in core.list_namespaced_secret("default").items}
+
+
+@pytest.mark.usefixtures("drop_org_schemas")
+def test_the_deploy_form_shows_errors_next_to_inputs(page: Page, live_flotilla: str) -> None:
+    """No cluster is called: the form's errors come from the services' checks alone."""
+    org = make_org("yard")
+    with schema_context(org.schema_name):
+        provider = ensure_local_provider(actor_for(owner_of(org)))
+        for name in ("blue", "green"):
+            Cluster.objects.create(
+                name=name,
+                provider=provider,
+                region="local",
+                version="1.31.4",
+                status=ClusterStatus.READY,
+                external_name=f"yard-{name}",
+            )
+    sign_in(page, live_flotilla, "owner@yard.test")
+    page.goto(live_flotilla + "/o/yard/")
+    page.get_by_role("navigation", name="Sections").get_by_role("link", name="Apps").click()
+    expect(page).to_have_url(live_flotilla + "/o/yard/clusters/apps/")
+    expect(page.get_by_test_id("apps-table")).to_contain_text("No apps yet.")
+    # The cluster filter sends itself when changed.
+    page.get_by_label("Cluster").select_option(label="green")
+    expect(page).to_have_url(re.compile(r"/o/yard/clusters/apps/\?cluster=\d+$"))
+    page.get_by_role("link", name="Deploy an app").click()
+    expect(page.get_by_label("Cluster").locator("option:checked")).to_have_text("green")
+
+    page.get_by_label("Name", exact=True).fill("shop")
+    page.get_by_label("Image").fill("nginx:1.27")
+    page.get_by_label("Ports").fill("80, 70000")
+    page.get_by_label("Environment").fill("GOOD=1\n2BAD=x")
+    page.get_by_label("Secret variables").fill("TOKEN=hidden-value")
+    page.get_by_label("CPU request").fill("a lot")
+    page.get_by_label("Readiness check").fill("http:/healthz")
+    page.get_by_role("button", name="Deploy").click()
+
+    def error_of(field: str) -> Locator:
+        return page.locator(f".field.has-error p.error[data-field='{field}']")
+
+    expect(error_of("ports")).to_contain_text("Port 2")
+    expect(error_of("env")).to_contain_text("Line 2 (2BAD)")
+    expect(error_of("cpu_request")).to_be_visible()
+    expect(error_of("readiness")).to_be_visible()
+    expect(page.get_by_label("Ports")).to_have_value("80, 70000")
+    expect(page.get_by_label("Secret variables")).to_have_value("")
+    assert "hidden-value" not in page.content()
+    with schema_context(org.schema_name):
+        assert not App.objects.exists()
