@@ -38,11 +38,13 @@ import httpx
 import typer
 
 from cli import __version__
-from cli.commands import audit, auth, clusters, kubeconfig, members, orgs, providers, tokens
+from cli.commands import apps, audit, auth, clusters, kubeconfig, members, orgs, providers, tokens
 from cli.output import OutputFormat
 from cli.runtime import AppState, CommandGroup
 
-HELP = "Flotilla from the terminal: clusters, providers, kubeconfigs, members, tokens and the audit log."
+HELP = (
+    "Flotilla from the terminal: clusters, apps, providers, kubeconfigs, members, tokens and the audit log."
+)
 
 
 def _show_version(value: bool) -> None:
@@ -84,6 +86,7 @@ def build_app(*, transport: httpx.BaseTransport | None = None) -> CommandGroup:
     audit.register(app)
     app.add_typer(providers.app, name="providers")
     app.add_typer(clusters.app, name="clusters")
+    app.add_typer(apps.app, name="apps")
     kubeconfig.register(app)
     return app
 

@@ -1,11 +1,12 @@
-"""Staff tools for clusters across organisations: clusters, operations and provider accounts.
+"""Staff tools for clusters across organisations: clusters, operations, apps and provider accounts.
 
 These rows live in each org's schema. As in the audit-log admin, a changelist shows one org at a
 time (`?schema=org_x`, the "organisation" filter) and runs inside that schema. Without an org,
 clusters and operations redirect to the staff directory's lists across orgs
 (clusters.directory.admin: public-schema entries, so a page costs the same whatever the number of
 orgs), provider accounts to the organisations. Writes go through the services with a staff actor
-(permission-checked and audited like the portal's). Credentials and kubeconfigs are never shown.
+(permission-checked and audited like the portal's). Credentials, kubeconfigs and apps' secret
+variables are never shown (nor read: their columns are deferred).
 """
 
 from __future__ import annotations
@@ -22,7 +23,16 @@ from django.urls import reverse
 from django.utils.http import urlencode
 from django_tenants.utils import get_public_schema_name, schema_context
 
-from clusters.models import CloudResource, Cluster, NodePool, Operation, OperationTransition, ProviderAccount
+from clusters.models import (
+    App,
+    AppRevision,
+    CloudResource,
+    Cluster,
+    NodePool,
+    Operation,
+    OperationTransition,
+    ProviderAccount,
+)
 from clusters.services import clusters as cluster_services
 from orgs.admin import staff_actor
 from orgs.exceptions import FlotillaError
@@ -239,7 +249,7 @@ class OperationAdmin(TenantModelAdmin):
     list_display = [
         "id",
         "cluster",
-        "kind",
+        "kind_label",
         "status",
         "progress",
         "step",
@@ -257,6 +267,11 @@ class OperationAdmin(TenantModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [f.name for f in Operation._meta.fields]
 
+    @admin.display(description="Kind", ordering="kind")
+    def kind_label(self, obj: Operation) -> str:
+        # Kinds are registered with the engine (clusters' and apps'), not field choices.
+        return obj.get_kind_display()
+
     @admin.action(description="Retry selected operations (failed or cancelled)")
     def retry(self, request: HttpRequest, queryset: QuerySet[Operation]) -> None:
         self._staff_each(
@@ -268,6 +283,58 @@ class OperationAdmin(TenantModelAdmin):
         self._staff_each(
             request, queryset, cluster_services.cancel_operation, "Cancelled {count} operation(s)."
         )
+
+
+class AppRevisionInline(admin.TabularInline):  # type: ignore[type-arg]
+    """The app's recorded changes, newest first (read-only; the secrets they ran with are not shown)."""
+
+    model = AppRevision
+    extra = 0
+    can_delete = False
+    # Never "secrets": what a revision ran with stays encrypted and off every page.
+    fields = ["number", "kind", "changes", "rolled_back_to", "created_by", "created_at"]
+    readonly_fields = ["number", "kind", "changes", "rolled_back_to", "created_by", "created_at"]
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[AppRevision]:
+        qs: QuerySet[AppRevision] = super().get_queryset(request)
+        return qs.defer("secrets", "spec")
+
+
+@admin.register(App)
+class AppAdmin(TenantModelAdmin):
+    overview_title = "Apps"
+    across_orgs = "admin:directory_appentry_changelist"
+    list_display = [
+        "name",
+        "namespace",
+        "cluster",
+        "status",
+        "image",
+        "replicas",
+        "revision",
+        "adopted",
+        "created_at",
+        "deleted_at",
+    ]
+    list_filter = [OrgSchemaFilter, "status", "kind", "adopted"]
+    search_fields = ["name", "namespace", "cluster__name"]
+    list_select_related = ["cluster"]
+    exclude = ["secrets"]
+    inlines = [AppRevisionInline]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[App]:
+        qs: QuerySet[App] = super().get_queryset(request)
+        return qs.defer("secrets", "cluster__kubeconfig", "cluster__bootstrap_secret")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [f.name for f in App._meta.fields if f.name not in self.exclude]
+
+    @admin.display(description="Ready/desired")
+    def replicas(self, obj: App) -> str:
+        return f"{obj.ready_replicas}/{obj.desired_replicas}"
 
 
 @admin.register(ProviderAccount)

@@ -8,7 +8,16 @@ from django.db.models import Count, IntegerField, OuterRef, Prefetch, Q, QuerySe
 from django.db.models.functions import Coalesce
 
 from clusters.choices import ACTIVE_OPERATION_STATUSES, ProviderKind
-from clusters.models import App, AppRevision, Cluster, ClusterEvent, Node, NodePool, Operation, ProviderAccount
+from clusters.models import (
+    App,
+    AppRevision,
+    Cluster,
+    ClusterEvent,
+    Node,
+    NodePool,
+    Operation,
+    ProviderAccount,
+)
 from clusters.permissions import Action, require
 from orgs.actors import Actor
 from orgs.exceptions import NotFound
@@ -146,7 +155,9 @@ def list_apps(
         .defer("secrets", "cluster__kubeconfig", "cluster__bootstrap_secret")
         .annotate(
             last_operation_id=Subquery(
-                Operation.objects.filter(subject_type="app", subject_id=OuterRef("pk")).order_by("-id").values("pk")[:1]
+                Operation.objects.filter(subject_type="app", subject_id=OuterRef("pk"))
+                .order_by("-id")
+                .values("pk")[:1]
             )
         )
     )

@@ -31,6 +31,7 @@ from django_tenants.utils import schema_context
 
 from clusters.local import binaries
 from clusters.models import NodePool
+from clusters.services import apps as app_services
 from clusters.services import clusters as cluster_services
 from orgs.choices import Role
 from orgs.models import Organization
@@ -70,6 +71,14 @@ BUSINESS_RULES = {
     "v1_clusters_pools_destroy": "the last pool",
     # an expiry must be in the future
     "v1_orgs_tokens_create": "expires_at in the future",
+    # an app's spec follows Kubernetes' rules (names, image references, quantities, ports, env
+    # names, health checks), a change must change something, a revision must exist
+    "v1_clusters_apps_create": "Kubernetes' rules for an app's spec",
+    "v1_clusters_apps_partial_update": "Kubernetes' rules for an app's spec",
+    "v1_clusters_apps_scale_create": "a different number of replicas",
+    "v1_clusters_apps_rollback_create": "an existing earlier revision",
+    # only a Deployment of the cluster that Flotilla can manage is adopted
+    "v1_clusters_workloads_adopt_create": "an adoptable Deployment of the cluster",
 }
 
 # DELETE keeps the record on purpose: a revoked token stays readable (revoked_at set, shown by
@@ -82,6 +91,8 @@ KEPT_AFTER_DELETE = {
     "v1_clusters_nodes_list": "a deleted cluster",
     "v1_clusters_pools_list": "a deleted cluster",
     "v1_clusters_kubeconfig_retrieve": "a deleted cluster",
+    "v1_clusters_apps_retrieve": "a deleted app",
+    "v1_clusters_apps_revisions_list": "a deleted app",
 }
 
 # Path ids: half of the generated requests use the id of a real object of the org (the other
@@ -91,6 +102,7 @@ ID_DICTIONARIES = (  # operationId prefix → the objects its `id` names (first 
     ("v1_orgs_tokens_", "tokens"),
     ("v1_orgs_invitations_", "invitations"),
     ("v1_clusters_operations_", "operations"),
+    ("v1_clusters_apps_", "apps"),
     ("v1_clusters_providers_", "providers"),
     ("v1_clusters_", "clusters"),
 )
@@ -211,6 +223,17 @@ def realistic_org() -> tuple[Organization, dict[str, list[int]]]:
         )
     run(org, ready.operation)
     with schema_context(org.schema_name):
+        site = app_services.deploy_app(
+            actor,
+            cluster=ready.cluster,
+            name="site",
+            spec={"image": "nginx:1.27", "ports": [80], "readiness": "http:/:80"},
+            secrets={"TOKEN": "contract-secret"},
+        )
+    run(org, site.operation)
+    with schema_context(org.schema_name):
+        # Its rollout stays queued (no worker runs).
+        api = app_services.deploy_app(actor, cluster=ready.cluster, name="api", spec={"image": "redis:7"})
         queued = cluster_services.create_cluster(
             actor, name="queued", provider=provider, pools=local_pools(1)
         )
@@ -224,7 +247,8 @@ def realistic_org() -> tuple[Organization, dict[str, list[int]]]:
         "providers": [provider.pk],
         "clusters": [ready.cluster.pk, queued.cluster.pk],
         "pools": pools,
-        "operations": [ready.operation.pk, queued.operation.pk],
+        "operations": [ready.operation.pk, queued.operation.pk, site.operation.pk, api.operation.pk],
+        "apps": [site.app.pk, api.app.pk],
     }
 
 

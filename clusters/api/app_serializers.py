@@ -120,7 +120,10 @@ class LabelsField(serializers.JSONField):
 
 
 @extend_schema_field(
-    {**_STRING_MAP, "description": "Secret variables {NAME: value}: written to the cluster as a Secret, never shown again"}
+    {
+        **_STRING_MAP,
+        "description": "Secret variables {NAME: value}: written to the cluster as a Secret, never shown",
+    }
 )
 class SecretsField(serializers.JSONField):
     """Secret values (write-only)."""
@@ -132,24 +135,23 @@ class StringsField(serializers.JSONField):
 
 
 def _spec_fields(*, partial: bool) -> dict[str, serializers.Field]:  # type: ignore[type-arg]
-    optional = {"required": False}
-    nullable = {"required": False, "allow_null": True}
     fields: dict[str, serializers.Field] = {  # type: ignore[type-arg]
         "image": serializers.JSONField(required=not partial, help_text="An image reference, e.g. nginx:1.27"),
-        "replicas": serializers.JSONField(**optional, help_text="0 to 1000 (default 1)"),
-        "command": StringsField(**optional),
-        "args": StringsField(**optional),
-        "env": EnvField(**optional),
-        "secrets": SecretsField(**optional),
-        "ports": PortsField(**optional),
-        "resources": ResourcesField(**optional),
-        "readiness": HealthField(**nullable),
-        "liveness": HealthField(**nullable),
-        "labels": LabelsField(**optional),
-        "annotations": LabelsField(**optional),
-        "volumes": VolumesField(**optional),
+        "replicas": serializers.JSONField(required=False, help_text="0 to 1000 (default 1)"),
+        "command": StringsField(required=False),
+        "args": StringsField(required=False),
+        "env": EnvField(required=False),
+        "secrets": SecretsField(required=False),
+        "ports": PortsField(required=False),
+        "resources": ResourcesField(required=False),
+        "readiness": HealthField(required=False, allow_null=True),
+        "liveness": HealthField(required=False, allow_null=True),
+        "labels": LabelsField(required=False),
+        "annotations": LabelsField(required=False),
+        "volumes": VolumesField(required=False),
         "progress_deadline": serializers.JSONField(
-            **optional, help_text="Seconds without progress before the rollout fails (10 to 3600, default 600)"
+            required=False,
+            help_text="Seconds without progress before the rollout fails (10 to 3600, default 600)",
         ),
     }
     return fields
@@ -253,10 +255,14 @@ class HealthCheckOut(serializers.Serializer):  # type: ignore[type-arg]
 class VolumeOut(serializers.Serializer):  # type: ignore[type-arg]
     """A claim mount."""
 
-    claim = serializers.CharField()
-    mount_path = serializers.CharField()
-    read_only = serializers.BooleanField()
-    sub_path = serializers.CharField(allow_blank=True)
+    # "read_only" would shadow Field.read_only as a class attribute: declared here instead.
+    def get_fields(self) -> dict[str, serializers.Field]:  # type: ignore[type-arg]
+        return {
+            "claim": serializers.CharField(),
+            "mount_path": serializers.CharField(),
+            "read_only": serializers.BooleanField(),
+            "sub_path": serializers.CharField(allow_blank=True),
+        }
 
 
 class AppSpecOut(serializers.Serializer):  # type: ignore[type-arg]
@@ -374,7 +380,16 @@ class RevisionSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
 
     class Meta:
         model = AppRevision
-        fields = ["number", "kind", "changes", "spec", "rolled_back_to", "created_by", "created_at", "current"]
+        fields = [
+            "number",
+            "kind",
+            "changes",
+            "spec",
+            "rolled_back_to",
+            "created_by",
+            "created_at",
+            "current",
+        ]
         read_only_fields = fields
 
     def to_representation(self, instance: AppRevision) -> dict[str, Any]:
@@ -469,7 +484,9 @@ class AppFilters(ListFilters):
     """?cluster= (id), ?namespace=, ?name= (exact), ?status=."""
 
     cluster = QueryIdField(required=False, help_text="Only apps of this cluster")
-    namespace = serializers.CharField(required=False, allow_blank=True, help_text="Only apps of this namespace")
+    namespace = serializers.CharField(
+        required=False, allow_blank=True, help_text="Only apps of this namespace"
+    )
     name = serializers.CharField(required=False, allow_blank=True, help_text="Exact app name")
     status = serializers.ChoiceField(
         choices=AppStatus.choices, required=False, allow_blank=True, help_text="Only apps in this status"

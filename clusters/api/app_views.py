@@ -133,7 +133,11 @@ class AppViewSet(OrgViewSet):
         if not isinstance(remove, list):
             raise ValidationFailed.for_field("remove_secrets", "Must be a list of names.")
         requested = app_services.update_app(
-            actor, self._app(request, pk), changes=_spec_of(given), secrets=_secrets_of(given), remove_secrets=remove
+            actor,
+            self._app(request, pk),
+            changes=_spec_of(given),
+            secrets=_secrets_of(given),
+            remove_secrets=remove,
         )
         return _accepted(actor, requested)
 
@@ -150,7 +154,9 @@ class AppViewSet(OrgViewSet):
         actor = actor_of(request)
         data = a.AppScaleSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        requested = app_services.scale_app(actor, self._app(request, pk), replicas=data.validated_data["replicas"])
+        requested = app_services.scale_app(
+            actor, self._app(request, pk), replicas=data.validated_data["replicas"]
+        )
         return _accepted(actor, requested)
 
     @extend_schema(request=a.AppRestartSerializer, responses=ACCEPTED)

@@ -28,7 +28,7 @@ from clusters.providers.registry import driver_classes
 from clusters.services import clusters as cluster_services
 from clusters.services import providers as provider_services
 from orgs.api.views import OrgViewSet, actor_of
-from orgs.exceptions import NotFound, ValidationFailed
+from orgs.exceptions import NotFound
 
 STATUS_RESOURCE = {202: s.OperationSerializer}
 # The kubeconfig download is a YAML document; its top level, as a client reads it.

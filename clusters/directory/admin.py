@@ -1,4 +1,5 @@
-"""Staff lists across organisations: every cluster, and every unfinished or failed operation.
+"""Staff lists across organisations: every cluster, every app, and every unfinished or failed
+operation.
 
 They read the directory's public-schema entries, so a page costs the same few queries whatever
 the number of orgs. Each row links to its org and to the object's admin page inside the org's
@@ -20,8 +21,8 @@ from django.utils.html import format_html
 from django.utils.http import urlencode
 from django_tenants.utils import schema_context
 
-from clusters.choices import ClusterStatus, OperationStatus
-from clusters.directory.models import LISTED_OPERATION_STATUSES, ClusterEntry, OperationEntry
+from clusters.choices import AppStatus, ClusterStatus, OperationStatus
+from clusters.directory.models import LISTED_OPERATION_STATUSES, AppEntry, ClusterEntry, OperationEntry
 from clusters.models import Operation
 from clusters.services import clusters as cluster_services
 from orgs.admin import staff_actor
@@ -89,6 +90,33 @@ class ClusterStatusFilter(admin.SimpleListFilter):
         return queryset.filter(status=value)
 
 
+class AppStatusFilter(admin.SimpleListFilter):
+    """Apps not deleted by default (deleted ones stay for the record, one click away)."""
+
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("live", "Not deleted"), *AppStatus.choices, ("all", "All, deleted included")]
+
+    def choices(self, changelist: Any) -> Iterator[Any]:
+        current = self.value() or "live"
+        for value, label in self.lookup_choices:
+            yield {
+                "selected": current == value,
+                "query_string": changelist.get_query_string({self.parameter_name: value}, remove=["p"]),
+                "display": label,
+            }
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value() or "live"
+        if value == "all":
+            return queryset
+        if value == "live":
+            return queryset.exclude(status=AppStatus.DELETED)
+        return queryset.filter(status=value)
+
+
 class ActiveOperationFilter(admin.SimpleListFilter):
     """Clusters with a queued or running operation, or without."""
 
@@ -122,6 +150,13 @@ class OperationStatusFilter(admin.SimpleListFilter):
 def _in_org(view: str, object_id: int, org: Organization) -> str:
     """An admin page of a tenant object, opened inside its org's schema (clusters.admin)."""
     return f"{reverse(view, args=[object_id])}?{urlencode({'schema': org.schema_name})}"
+
+
+def _with_reason(status: str, reason: str) -> str:
+    """A status, with the start of its reason under it when there is one."""
+    if not reason:
+        return status
+    return format_html('{}<br><span class="help">{}</span>', status, reason[:100])
 
 
 class DirectoryAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
@@ -185,11 +220,7 @@ class ClusterEntryAdmin(DirectoryAdmin):
 
     @admin.display(description="Status", ordering="status")
     def status_display(self, obj: ClusterEntry) -> str:
-        if not obj.status_reason:
-            return obj.get_status_display()
-        return format_html(
-            '{}<br><span class="help">{}</span>', obj.get_status_display(), obj.status_reason[:100]
-        )
+        return _with_reason(obj.get_status_display(), obj.status_reason)
 
     @admin.display(description="Provider", ordering="provider_kind")
     def provider(self, obj: ClusterEntry) -> str:
@@ -302,3 +333,55 @@ class OperationEntryAdmin(DirectoryAdmin):
     @admin.action(description="Cancel selected operations (queued or running)")
     def cancel(self, request: HttpRequest, queryset: QuerySet[OperationEntry]) -> None:
         self._act(request, queryset, cluster_services.cancel_operation, "Cancelled {count} operation(s).")
+
+
+@admin.register(AppEntry)
+class AppEntryAdmin(DirectoryAdmin):
+    list_display = [
+        "app_link",
+        "org_link",
+        "cluster_link",
+        "namespace",
+        "image_display",
+        "status_display",
+        "replicas",
+        "revision",
+        "adopted",
+        "updated_at",
+    ]
+    list_filter = [AppStatusFilter, "kind", OrgFilter]
+    search_fields = ["name", "cluster_name", "org__name", "org__slug"]
+    search_help_text = "App or cluster name, or the organisation's name or slug."
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [field.name for field in AppEntry._meta.fields]
+
+    @admin.display(description="App", ordering="name")
+    def app_link(self, obj: AppEntry) -> str:
+        return format_html(
+            '<a href="{}" data-app="{}">{}</a>',
+            _in_org("admin:clusters_app_change", obj.app_id, obj.org),
+            obj.name,
+            obj.name,
+        )
+
+    @admin.display(description="Cluster", ordering="cluster_name")
+    def cluster_link(self, obj: AppEntry) -> str:
+        return format_html(
+            '<a href="{}">{}</a>',
+            _in_org("admin:clusters_cluster_change", obj.cluster_id, obj.org),
+            obj.cluster_name,
+        )
+
+    @admin.display(description="Image")
+    def image_display(self, obj: AppEntry) -> str:
+        # A digest makes a reference long; the full one is on the app's page.
+        return obj.image if len(obj.image) <= 80 else f"{obj.image[:77]}…"
+
+    @admin.display(description="Status", ordering="status")
+    def status_display(self, obj: AppEntry) -> str:
+        return _with_reason(obj.get_status_display(), obj.status_reason)
+
+    @admin.display(description="Ready/desired")
+    def replicas(self, obj: AppEntry) -> str:
+        return f"{obj.ready_replicas}/{obj.desired_replicas}"

@@ -1,4 +1,4 @@
-"""The staff directory (public schema): one row per cluster and per operation of every org.
+"""The staff directory (public schema): one row per cluster, operation and app of every org.
 
 Owns the entry models, their sync from the org schemas and the staff lists across orgs. It
 owns no tenant data: every entry is a copy, rebuilt from the org schemas by
@@ -17,9 +17,9 @@ class DirectoryConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from clusters.directory.models import ClusterEntry, OperationEntry
+        from clusters.directory.models import AppEntry, ClusterEntry, OperationEntry
         from clusters.directory.registry import DirectoryList, register_list
-        from clusters.directory.services import follow_operation, rebuild_org
+        from clusters.directory.services import follow_operation, rebuild_apps, rebuild_org
         from clusters.engine.signals import operation_moved
 
         # Every status move of the operations engine (claim, wait, success...) reaches the entry.
@@ -36,3 +36,4 @@ class DirectoryConfig(AppConfig):
                 rebuild=rebuild_org,
             )
         )
+        register_list(DirectoryList(app_label="clusters", label="Apps", model=AppEntry, rebuild=rebuild_apps))

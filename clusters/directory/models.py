@@ -13,6 +13,9 @@ from django.db import models
 
 from clusters.choices import (
     ACTIVE_OPERATION_STATUSES,
+    AppKind,
+    AppOperationKind,
+    AppStatus,
     ClusterStatus,
     OperationKind,
     OperationStatus,
@@ -24,6 +27,8 @@ from clusters.choices import (
 LISTED_OPERATION_STATUSES = frozenset({*ACTIVE_OPERATION_STATUSES, OperationStatus.FAILED})
 REASON_LENGTH = 200
 ERROR_LENGTH = 300
+# Every kind the engine runs against a cluster: its own changes and its apps' rollouts.
+OPERATION_KINDS = [*OperationKind.choices, *AppOperationKind.choices]
 
 
 class DirectoryEntry(models.Model):
@@ -102,7 +107,8 @@ class OperationEntry(DirectoryEntry):
     operation_id = models.BigIntegerField()
     cluster_id = models.BigIntegerField()
     cluster_name = models.CharField(max_length=40)
-    kind = models.CharField(max_length=20, choices=OperationKind.choices)
+    # As long as Operation.kind: a kind registered later must not fail the upsert.
+    kind = models.CharField(max_length=40, choices=OPERATION_KINDS)
     status = models.CharField(max_length=10, choices=OperationStatus.choices)
     step = models.CharField(max_length=200, blank=True)
     progress = models.PositiveSmallIntegerField(default=0)
@@ -129,3 +135,51 @@ class OperationEntry(DirectoryEntry):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} #{self.operation_id}"
+
+
+class AppEntryQuerySet(models.QuerySet["AppEntry"]):
+    """Reads of app entries."""
+
+    def listed(self) -> AppEntryQuerySet:
+        """The apps staff list: every one not deleted (deleted entries are kept for the record)."""
+        return self.exclude(status=AppStatus.DELETED)
+
+
+class AppEntry(DirectoryEntry):
+    """One app of one org, as staff list it: where it runs, its image, status and replicas."""
+
+    app_id = models.BigIntegerField()
+    cluster_id = models.BigIntegerField()
+    cluster_name = models.CharField(max_length=40)
+    namespace = models.CharField(max_length=63)
+    name = models.CharField(max_length=63)
+    # An image reference is at most 2048 characters (clusters.workloads.spec).
+    image = models.CharField(max_length=2048, blank=True)
+    kind = models.CharField(max_length=20, choices=AppKind.choices)
+    status = models.CharField(max_length=20, choices=AppStatus.choices)
+    status_reason = models.CharField(max_length=REASON_LENGTH, blank=True)
+    revision = models.PositiveIntegerField(default=0)
+    desired_replicas = models.PositiveIntegerField(default=0)
+    ready_replicas = models.PositiveIntegerField(default=0)
+    available_replicas = models.PositiveIntegerField(default=0)
+    adopted = models.BooleanField(default=False)
+    created_at = models.DateTimeField()
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    objects: ClassVar[Any] = AppEntryQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "app"
+        verbose_name_plural = "apps"
+        ordering = ["-updated_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["org", "app_id"], name="directory_app_unique"),
+        ]
+        indexes = [
+            models.Index(fields=["status"], name="directory_app_status"),
+            models.Index(fields=["-updated_at", "-id"], name="directory_app_recent"),
+            models.Index(fields=["org", "cluster_id"], name="directory_app_cluster"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}"

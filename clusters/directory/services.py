@@ -2,11 +2,15 @@
 
 `sync_cluster` and `sync_operation` are called after commit (`transaction.on_commit`) by
 `clusters.services.events.cluster_changed`, which every cluster service and the reconcile loop
-call after each change; the operations engine calls `sync_operation` after each state move.
-Both are idempotent and cheap: `sync_operation` is three queries (read, upsert, the cluster's
-active-operation columns), `sync_cluster` five (two reads, three upserts). `rebuild_directory`
-refills everything from the org schemas (`manage.py rebuild_directory`, run by
-`prepare_clusters` on every deploy).
+call after each change; the operations engine calls `sync_operation` after each state move;
+`sync_app` is called after commit by `clusters.services.app_events.app_changed`. All are
+idempotent and cheap: `sync_operation` is three queries (read, upsert, the cluster's
+active-operation columns), `sync_cluster` five (two reads, three upserts), `sync_app` two (read,
+upsert). `rebuild_directory` refills everything from the org schemas (`manage.py
+rebuild_directory`, run by `prepare_clusters` on every deploy).
+
+A cluster's "active operation" is one of its own (subject_type "cluster"): the rollouts of its
+apps run against it too, but they are the apps' operations, not a change of the cluster.
 
 These are system writes of a derived copy, not user actions: no permission check, no audit
 row (the change they mirror was audited by its own service).
@@ -20,15 +24,22 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connection
-from django.db.models import Count, IntegerField, OuterRef, Q, Subquery, Sum, Value
+from django.db.models import CharField, Count, Field, IntegerField, OuterRef, Q, Subquery, Sum, Value
+from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Coalesce, Now
 from django.utils import timezone
 from django_tenants.utils import get_public_schema_name, schema_context
 
-from clusters.choices import ACTIVE_OPERATION_STATUSES, ClusterStatus
-from clusters.directory.models import ERROR_LENGTH, REASON_LENGTH, ClusterEntry, OperationEntry
+from clusters.choices import ACTIVE_OPERATION_STATUSES, AppStatus, ClusterStatus
+from clusters.directory.models import (
+    ERROR_LENGTH,
+    REASON_LENGTH,
+    AppEntry,
+    ClusterEntry,
+    OperationEntry,
+)
 from clusters.directory.store import upsert
-from clusters.models import Cluster, Node, NodePool, Operation
+from clusters.models import App, Cluster, Node, NodePool, Operation
 from orgs.models import Organization
 
 # The newest operations of a cluster that a cluster sync refreshes: the one just queued, the one
@@ -36,6 +47,8 @@ from orgs.models import Organization
 RECENT_OPERATIONS = 3
 # Rows per statement when rebuilding (well under PostgreSQL's limit of bound parameters).
 BATCH = 500
+# The subject_type of a cluster's own operations (apps' operations run against it as well).
+CLUSTER_SUBJECT = "cluster"
 
 _CLUSTER_FIELDS = (
     "pk",
@@ -53,6 +66,7 @@ _CLUSTER_FIELDS = (
 _OPERATION_FIELDS = (
     "pk",
     "cluster_id",
+    "subject_type",
     "cluster__name",
     "kind",
     "status",
@@ -64,6 +78,23 @@ _OPERATION_FIELDS = (
     "requested_by",
     "created_at",
     "finished_at",
+)
+_APP_FIELDS = (
+    "pk",
+    "cluster_id",
+    "cluster__name",
+    "namespace",
+    "name",
+    "kind",
+    "status",
+    "status_reason",
+    "revision",
+    "desired_replicas",
+    "ready_replicas",
+    "available_replicas",
+    "adopted",
+    "created_at",
+    "deleted_at",
 )
 # Guarded by operation_observed_at, not observed_at (see ClusterEntry): both syncs write them.
 _ACTIVE_COLUMNS = ("active_operation_id", "active_operation_kind", "active_operation_status")
@@ -106,6 +137,23 @@ def _operations(schema_name: str) -> Any:
     return Operation.objects.annotate(org_ref=_org_ref(schema_name), observed=Now()).values(
         *_OPERATION_FIELDS, "org_ref", "observed"
     )
+
+
+def _is_clusters_own_active(operation: dict[str, Any]) -> bool:
+    """Queued or running, and a change of the cluster itself (not one of its apps' rollouts)."""
+    return bool(
+        operation["subject_type"] == CLUSTER_SUBJECT and operation["status"] in ACTIVE_OPERATION_STATUSES
+    )
+
+
+def _active_of_cluster(column: str) -> Subquery:
+    """One column of the cluster's own queued or running operation, read with the cluster row
+    (its newest operations may all be its apps' rollouts, so they cannot be relied on for it)."""
+    active = Operation.objects.filter(
+        cluster=OuterRef("pk"), subject_type=CLUSTER_SUBJECT, status__in=ACTIVE_OPERATION_STATUSES
+    ).order_by("-pk")
+    field: Field[Any, Any] = IntegerField() if column == "pk" else CharField()
+    return Subquery(active.values(column)[:1], output_field=field)
 
 
 def _cluster_row(
@@ -172,12 +220,15 @@ def _upsert_operations(rows: Sequence[dict[str, Any]]) -> None:
 
 
 def _set_active(org_id: int, cluster_id: int, operation: dict[str, Any], observed: datetime) -> None:
-    """Point the cluster's entry at this operation while it is active; once it has finished,
-    clear the entry if it still points at it. Guarded like an upsert (newer reads win)."""
+    """Point the cluster's entry at this operation (one of the cluster's own) while it is active;
+    once it has finished, clear the entry if it still points at it. Guarded like an upsert (newer
+    reads win)."""
+    if operation["subject_type"] != CLUSTER_SUBJECT:
+        return
     entry = ClusterEntry.objects.filter(org_id=org_id, cluster_id=cluster_id).filter(
         Q(operation_observed_at__isnull=True) | Q(operation_observed_at__lte=observed)
     )
-    if operation["status"] in ACTIVE_OPERATION_STATUSES:
+    if _is_clusters_own_active(operation):
         entry.update(
             active_operation_id=operation["pk"],
             active_operation_kind=operation["kind"],
@@ -196,7 +247,16 @@ def _set_active(org_id: int, cluster_id: int, operation: dict[str, Any], observe
 def sync_cluster(schema_name: str, cluster_id: int) -> None:
     """Bring one cluster's entry, and its newest operations' entries, in step with its org's schema."""
     with _in_schema(schema_name):
-        cluster = _clusters(schema_name).filter(pk=cluster_id).first()
+        cluster = (
+            _clusters(schema_name)
+            .annotate(
+                active_pk=_active_of_cluster("pk"),
+                active_kind=_active_of_cluster("kind"),
+                active_status=_active_of_cluster("status"),
+            )
+            .filter(pk=cluster_id)
+            .first()
+        )
         operations = list(
             _operations(schema_name).filter(cluster_id=cluster_id).order_by("-pk")[:RECENT_OPERATIONS]
         )
@@ -205,10 +265,12 @@ def sync_cluster(schema_name: str, cluster_id: int) -> None:
         return
     if cluster["org_ref"] is None:  # a schema that is no org's (the template)
         return
-    active = next((op for op in operations if op["status"] in ACTIVE_OPERATION_STATUSES), None)
-    observed = operations[0]["observed"] if operations else cluster["observed"]
+    active = None
+    if cluster["active_pk"] is not None:
+        active = {key: cluster[f"active_{key}"] for key in ("pk", "kind", "status")}
     now = timezone.now()
-    _upsert_clusters([_cluster_row(cluster, active, observed, now)])
+    # The active operation was read with the cluster row, so at that row's instant.
+    _upsert_clusters([_cluster_row(cluster, active, cluster["observed"], now)])
     _upsert_operations([_operation_row(op, now) for op in operations])
 
 
@@ -221,6 +283,10 @@ def _forget_cluster(schema_name: str, cluster_id: int) -> None:
         active_operation_status="",
         updated_at=timezone.now(),
     )
+    # Its apps' rows went with it (foreign key, cascade).
+    AppEntry.objects.filter(org__schema_name=schema_name, cluster_id=cluster_id).exclude(
+        status=AppStatus.DELETED
+    ).update(status=AppStatus.DELETED, updated_at=timezone.now())
 
 
 def follow_operation(sender: object, *, schema_name: str, operation_id: int, **kwargs: Any) -> None:
@@ -239,6 +305,67 @@ def sync_operation(schema_name: str, operation_id: int) -> None:
         return
     _upsert_operations([_operation_row(operation, timezone.now())])
     _set_active(operation["org_ref"], operation["cluster_id"], operation, operation["observed"])
+
+
+def _apps(schema_name: str) -> Any:
+    """Apps with what their entries need, in one statement (secrets and the spec never read)."""
+    return App.objects.annotate(
+        org_ref=_org_ref(schema_name),
+        observed=Now(),
+        image_ref=KeyTextTransform("image", "spec"),
+    ).values(*_APP_FIELDS, "org_ref", "observed", "image_ref")
+
+
+def _app_row(row: dict[str, Any], now: datetime) -> dict[str, Any]:
+    return {
+        "org": row["org_ref"],
+        "app_id": row["pk"],
+        "cluster_id": row["cluster_id"],
+        "cluster_name": row["cluster__name"],
+        "namespace": row["namespace"],
+        "name": row["name"],
+        "image": (row["image_ref"] or "")[:2048],
+        "kind": row["kind"],
+        "status": AppStatus.DELETED if row["deleted_at"] else row["status"],
+        "status_reason": (row["status_reason"] or "")[:REASON_LENGTH],
+        "revision": row["revision"],
+        "desired_replicas": row["desired_replicas"],
+        "ready_replicas": row["ready_replicas"],
+        "available_replicas": row["available_replicas"],
+        "adopted": row["adopted"],
+        "created_at": row["created_at"],
+        "deleted_at": row["deleted_at"],
+        "observed_at": row["observed"],
+        "updated_at": now,
+    }
+
+
+def sync_app(schema_name: str, app_id: int) -> None:
+    """Bring one app's entry in step with its org's schema (two queries: read, upsert)."""
+    with _in_schema(schema_name):
+        app = _apps(schema_name).filter(pk=app_id).first()
+    if app is None:
+        # The row is gone (its cluster's row was removed): ids are never reused.
+        AppEntry.objects.filter(org__schema_name=schema_name, app_id=app_id).exclude(
+            status=AppStatus.DELETED
+        ).update(status=AppStatus.DELETED, updated_at=timezone.now())
+        return
+    if app["org_ref"] is None:  # a schema that is no org's (the template)
+        return
+    upsert(AppEntry, [_app_row(app, timezone.now())], key=("org", "app_id"))
+
+
+def rebuild_apps(org: Organization) -> int:
+    """Refill one org's app entries from its schema; entries of apps it no longer has become
+    deleted. Returns how many rows it read."""
+    now = timezone.now()
+    with schema_context(org.schema_name):
+        apps = list(_apps(org.schema_name).order_by("pk"))
+    for batch in _batches(_app_row(row, now) for row in apps):
+        upsert(AppEntry, batch, key=("org", "app_id"))
+    gone = AppEntry.objects.filter(org=org).exclude(app_id__in=[row["pk"] for row in apps])
+    gone.exclude(status=AppStatus.DELETED).update(status=AppStatus.DELETED, updated_at=now)
+    return len(apps)
 
 
 def _batches(rows: Iterable[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
@@ -261,7 +388,7 @@ def rebuild_org(org: Organization) -> int:
         operations = list(_operations(org.schema_name).order_by("pk"))
     active: dict[int, dict[str, Any]] = {}
     for op in operations:  # ascending: the newest active operation of a cluster wins
-        if op["status"] in ACTIVE_OPERATION_STATUSES:
+        if _is_clusters_own_active(op):
             active[op["cluster_id"]] = op
     observed = operations[-1]["observed"] if operations else (clusters[0]["observed"] if clusters else now)
     rows = (_cluster_row(row, active.get(row["pk"]), observed, now) for row in clusters)

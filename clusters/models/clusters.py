@@ -269,7 +269,9 @@ class ClusterEvent(models.Model):
         Operation, on_delete=models.SET_NULL, null=True, blank=True, related_name="events"
     )
     # The app the line is about (its rollouts, its observed changes); the cluster's timeline shows it too.
-    app = models.ForeignKey("clusters.App", on_delete=models.CASCADE, null=True, blank=True, related_name="events")
+    app = models.ForeignKey(
+        "clusters.App", on_delete=models.CASCADE, null=True, blank=True, related_name="events"
+    )
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     level = models.CharField(max_length=10, choices=EventLevel.choices, default=EventLevel.INFO)
     message = models.TextField()

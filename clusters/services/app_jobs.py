@@ -37,8 +37,9 @@ from clusters.permissions import Action
 from clusters.services.app_events import app_changed
 from clusters.services.app_status import record_replicas
 from clusters.services.workloads import cluster_client, label_selector, list_pods
+from clusters.workloads.adopt import takeover_patch
 from clusters.workloads.manifests import APP_ID_ANNOTATION, MANAGED_BY, AppObjects, render_app
-from clusters.workloads.rollout import interpret
+from clusters.workloads.rollout import interpret, revision_pods
 from clusters.workloads.spec import AppSpec
 
 WATCH_INTERVAL = 1.0
@@ -86,7 +87,9 @@ class AppJob(Job):
     """Rollouts and deletions of one app."""
 
     def load(self, run: Run) -> App:
-        return App.objects.select_related("cluster", "cluster__provider").get(pk=run.operation.subject_id)
+        return App.objects.select_related("cluster", "cluster__provider").get(
+            pk=int(run.operation.subject_id or 0)
+        )
 
     def permission(self, operation: Operation) -> str:
         return Action.APP_DELETE if operation.kind == AppOperationKind.DELETE else Action.APP_DEPLOY
@@ -119,6 +122,18 @@ class AppJob(Job):
         client = cluster_client(app.cluster)
         owns_namespace = self._ensure_namespace(client, app)
         objects = _objects(app, revision)
+        if run.operation.params.get("adopt") and not (run.operation.state or {}).get("taken_over"):
+            # Server-side apply cannot drop list entries another manager owns (the old container
+            # beside the app's): replace the pod's lists once, then apply.
+            kube.patch(
+                client,
+                "apps/v1",
+                "Deployment",
+                app.name,
+                takeover_patch(objects.workload),
+                namespace=app.namespace,
+            )
+            self._save_state(run, taken_over=True)
         workload: dict[str, Any] = {}
         for obj in objects.all():
             # Forced: the revision is the desired state, whoever last wrote a field by hand.
@@ -132,12 +147,16 @@ class AppJob(Job):
         if objects.service is None:
             _delete_if_ours(client, app, "v1", "Service", app.name)
         generation = int((workload.get("metadata") or {}).get("generation") or 0)
-        state = {**(run.operation.state or {}), "applied": number, "generation": generation}
-        Operation.objects.filter(pk=run.operation.pk).update(state=state)
-        run.operation.state = state
+        self._save_state(run, applied=number, generation=generation)
         if owns_namespace and not app.owns_namespace:
             App.objects.filter(pk=app.pk).update(owns_namespace=True)
         return Outcome.step(f"Applied revision {number}; waiting for the controller", progress=10)
+
+    def _save_state(self, run: Run, **values: Any) -> None:
+        """Commit the rollout's progress at once: a worker killed after it resumes from here."""
+        state = {**(run.operation.state or {}), **values}
+        Operation.objects.filter(pk=run.operation.pk).update(state=state)
+        run.operation.state = state
 
     def _ensure_namespace(self, client: kube.Client, app: App) -> bool:
         """Create the app's namespace when it is missing; True when Flotilla made it."""
@@ -157,26 +176,39 @@ class AppJob(Job):
         return app.owns_namespace and labels.get(NAMESPACE_MANAGED) == MANAGED_BY
 
     def _take_over(self, client: kube.Client, app: App, workload: dict[str, Any]) -> None:
-        """An adopted workload: drop the other managers' claims, so that a field Flotilla stops
-        setting is removed rather than kept alive by its original creator's ownership."""
+        """An adopted workload: drop every claim but Flotilla's apply, so that a field Flotilla
+        stops setting is removed rather than kept alive by its original creator's ownership (or by
+        the take-over patch's)."""
         meta = workload.get("metadata") or {}
-        entries = [m for m in meta.get("managedFields") or [] if m.get("manager") == kube.FIELD_MANAGER]
+        entries = [
+            m
+            for m in meta.get("managedFields") or []
+            if m.get("manager") == kube.FIELD_MANAGER and m.get("operation") == "Apply"
+        ]
         if entries and len(entries) != len(meta.get("managedFields") or []):
             kube.patch(
-                client, "apps/v1", "Deployment", app.name, {"metadata": {"managedFields": entries}}, namespace=app.namespace
+                client,
+                "apps/v1",
+                "Deployment",
+                app.name,
+                {"metadata": {"managedFields": entries}},
+                namespace=app.namespace,
             )
 
     def _watch(self, run: Run) -> Outcome:
         app: App = run.subject
         client = cluster_client(app.cluster)
         workload = kube.get(client, "apps/v1", "Deployment", app.name, app.namespace)
-        pods = [
-            p
-            for p in kube.list_items(
-                client, ("v1", "Pod"), namespace=app.namespace, label_selector=label_selector(app.selector)
+        selector = label_selector(app.selector)
+        pods = list(kube.list_items(client, ("v1", "Pod"), namespace=app.namespace, label_selector=selector))
+        replica_sets = list(
+            kube.list_items(
+                client, ("apps/v1", "ReplicaSet"), namespace=app.namespace, label_selector=selector
             )
-        ]
-        rollout = interpret(workload, pods, generation=int(run.operation.state.get("generation") or 0))
+        )
+        # Only the new revision's pods explain why it is stuck (an old pod may be fine).
+        current = revision_pods(workload, replica_sets, pods)
+        rollout = interpret(workload, current, generation=int(run.operation.state.get("generation") or 0))
         record_replicas(run.schema_name, app, rollout)
         if rollout.phase == "available":
             return Outcome.finished(rollout.message)
@@ -204,11 +236,16 @@ class AppJob(Job):
         gone = _delete_if_ours(client, app, "v1", "Secret", f"{app.name}-secrets") and gone
         if not gone:
             return Outcome.wait("Deleting the app's objects", WATCH_INTERVAL, progress=50)
-        if app.owns_namespace and not App.objects.filter(
-            cluster=app.cluster, namespace=app.namespace, deleted_at__isnull=True
-        ).exclude(pk=app.pk).exists():
+        if (
+            app.owns_namespace
+            and not App.objects.filter(cluster=app.cluster, namespace=app.namespace, deleted_at__isnull=True)
+            .exclude(pk=app.pk)
+            .exists()
+        ):
             kube.delete(client, "v1", "Namespace", app.namespace, missing_ok=True)
-        pods = list_pods(app.cluster, namespace=app.namespace, selector=label_selector(app.selector), fresh=True)
+        pods = list_pods(
+            app.cluster, namespace=app.namespace, selector=label_selector(app.selector), fresh=True
+        )
         if pods:
             return Outcome.wait(f"Waiting for {len(pods)} pod(s) to stop", WATCH_INTERVAL, progress=80)
         return Outcome.finished("Deleted")
@@ -217,13 +254,19 @@ class AppJob(Job):
 
     def _newer_active(self, run: Run) -> bool:
         return (
-            Operation.objects.filter(subject_type="app", subject_id=run.operation.subject_id, pk__gt=run.operation.pk)
+            Operation.objects.filter(
+                subject_type="app", subject_id=run.operation.subject_id, pk__gt=run.operation.pk
+            )
             .exclude(status__in=("succeeded", "failed", "cancelled"))
             .exists()
         )
 
     def succeed(self, run: Run, outcome: Outcome) -> None:
-        app = App.objects.select_for_update().select_related("cluster").get(pk=run.operation.subject_id)
+        app = (
+            App.objects.select_for_update()
+            .select_related("cluster")
+            .get(pk=int(run.operation.subject_id or 0))
+        )
         run.subject = app
         if run.operation.kind == AppOperationKind.DELETE:
             app.transition_to(AppStatus.DELETED)
@@ -238,7 +281,11 @@ class AppJob(Job):
         self._event(run, app, f"{app.name}: {outcome.message or 'done'}")
 
     def fail(self, run: Run, message: str) -> None:
-        app = App.objects.select_for_update().select_related("cluster").get(pk=run.operation.subject_id)
+        app = (
+            App.objects.select_for_update()
+            .select_related("cluster")
+            .get(pk=int(run.operation.subject_id or 0))
+        )
         run.subject = app
         if app.status in (AppStatus.DELETED,) or self._newer_active(run):
             return
@@ -248,11 +295,17 @@ class AppJob(Job):
         self._event(run, app, f"{app.name}: failed: {message}", level=EventLevel.ERROR)
 
     def cancelled(self, run: Run) -> None:
-        app = App.objects.select_for_update().select_related("cluster").get(pk=run.operation.subject_id)
+        app = (
+            App.objects.select_for_update()
+            .select_related("cluster")
+            .get(pk=int(run.operation.subject_id or 0))
+        )
         run.subject = app
         if self._newer_active(run) or app.status != AppStatus.DEPLOYING:
             return  # superseded: the newer operation owns the status
-        app.transition_to(AppStatus.DEGRADED, "The rollout was cancelled; the cluster may run an older revision.")
+        app.transition_to(
+            AppStatus.DEGRADED, "The rollout was cancelled; the cluster may run an older revision."
+        )
         app.save(update_fields=["status", "status_reason", "updated_at"])
 
     def _event(self, run: Run, app: App, message: str, *, level: str = EventLevel.INFO) -> None:

@@ -20,6 +20,7 @@ from clusters.services.app_events import app_changed
 from clusters.workloads.manifests import APP_ID_ANNOTATION, MANAGED_BY
 from clusters.workloads.rollout import Rollout, interpret
 
+
 def _counts(rollout: Rollout) -> dict[str, int]:
     return {
         "desired_replicas": rollout.desired,
@@ -42,11 +43,18 @@ def record_replicas(schema_name: str, app: App, rollout: Rollout) -> None:
 
 def observe_apps(schema_name: str, cluster: Cluster, client: kube.Client) -> int:
     """Refresh every live app of the cluster from one list of its Deployments; returns how many moved."""
-    apps = {a.pk: a for a in App.objects.filter(cluster=cluster, deleted_at__isnull=True).exclude(status=AppStatus.DELETING)}
+    apps = {
+        a.pk: a
+        for a in App.objects.filter(cluster=cluster, deleted_at__isnull=True).exclude(
+            status=AppStatus.DELETING
+        )
+    }
     if not apps:
         return 0
     seen: dict[int, dict[str, Any]] = {}
-    for obj in kube.list_items(client, ("apps/v1", "Deployment"), label_selector=f"app.kubernetes.io/managed-by={MANAGED_BY}"):
+    for obj in kube.list_items(
+        client, ("apps/v1", "Deployment"), label_selector=f"app.kubernetes.io/managed-by={MANAGED_BY}"
+    ):
         value = ((obj.get("metadata") or {}).get("annotations") or {}).get(APP_ID_ANNOTATION, "")
         if value.isdigit() and int(value) in apps:
             seen[int(value)] = obj
@@ -58,14 +66,16 @@ def observe_apps(schema_name: str, cluster: Cluster, client: kube.Client) -> int
     moved = 0
     now = timezone.now()
     for app_id, app in apps.items():
-        obj = seen.get(app_id)
-        if obj is None:
+        found = seen.get(app_id)
+        if found is None:
             if app.status in (AppStatus.PENDING, AppStatus.DEPLOYING) or app_id in busy:
                 continue
-            rollout = Rollout("failed", "Its workload is missing from the cluster.", app.desired_replicas, 0, 0, 0)
+            rollout = Rollout(
+                "failed", "Its workload is missing from the cluster.", app.desired_replicas, 0, 0, 0
+            )
         else:
-            generation = int((obj.get("metadata") or {}).get("generation") or 0)
-            rollout = interpret(obj, [], generation=generation)
+            generation = int((found.get("metadata") or {}).get("generation") or 0)
+            rollout = interpret(found, [], generation=generation)
         counts = _counts(rollout)
         with transaction.atomic():
             locked = App.objects.select_for_update().get(pk=app_id)

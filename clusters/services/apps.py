@@ -89,7 +89,9 @@ def _replay(idempotency_key: str) -> AppRequested | None:
         return None
     if operation.subject_type != SUBJECT:
         raise Conflict("This Idempotency-Key was used for another kind of request.")
-    return AppRequested(App.objects.select_related("cluster").get(pk=operation.subject_id), operation, False)
+    return AppRequested(
+        App.objects.select_related("cluster").get(pk=int(operation.subject_id or 0)), operation, False
+    )
 
 
 def _checked(checks: Iterable[tuple[str, Any]]) -> list[Any]:
@@ -248,7 +250,7 @@ def deploy_app(
                 RevisionKind.DEPLOY,
                 checked,
                 values,
-                changes=[f"deployed {checked.image} × {checked.replicas}"],
+                changes=[f"deployed {checked.image} x {checked.replicas}"],
                 secrets_revision=1 if values else 0,
             )
             record_action(actor, "app.deployed", obj=app, after=_audit_summary(app, checked))
@@ -299,7 +301,9 @@ def _change(
         secrets_revision=secrets_revision,
         rolled_back_to=rolled_back_to,
     )
-    record_action(actor, audit, obj=app, before=before, after={**_audit_summary(app, spec), "changes": changes})
+    record_action(
+        actor, audit, obj=app, before=before, after={**_audit_summary(app, spec), "changes": changes}
+    )
     operation = _start_operation(
         actor,
         app,
@@ -357,7 +361,12 @@ def scale_app(actor: Actor, app: App, *, replicas: Any) -> AppRequested:
         _require_live_cluster(app.cluster)
         base = AppSpec.from_dict(app.spec)
         (spec,) = _checked(
-            [("replicas", lambda: parse_app_spec({"replicas": replicas}, base=base, secret_keys=base.secret_keys))]
+            [
+                (
+                    "replicas",
+                    lambda: parse_app_spec({"replicas": replicas}, base=base, secret_keys=base.secret_keys),
+                )
+            ]
         )
         if spec.replicas == base.replicas:
             raise ValidationFailed.for_field("replicas", f"The app already runs {base.replicas} replicas.")
@@ -382,7 +391,13 @@ def restart_app(actor: Actor, app: App) -> AppRequested:
         base = AppSpec.from_dict(app.spec)
         spec = replace(base, restarted_at=timezone.now().isoformat(timespec="seconds"))
         return _change(
-            actor, app, RevisionKind.RESTART, spec, app.secret_values(), changes=["rolling restart"], audit="app.restarted"
+            actor,
+            app,
+            RevisionKind.RESTART,
+            spec,
+            app.secret_values(),
+            changes=["rolling restart"],
+            audit="app.restarted",
         )
 
 
@@ -437,14 +452,17 @@ def adopt_workload(
     require(actor, Action.APP_DEPLOY)
     if kind not in ADOPTABLE:
         raise ValidationFailed.for_field(
-            "kind", f"Only a Deployment can be adopted for now (not {kind!r}); stateful apps come with volumes."
+            "kind",
+            f"Only a Deployment can be adopted for now (not {kind!r}); stateful apps come with volumes.",
         )
     namespace, name = _checked(
         [("namespace", lambda: validate_namespace(namespace)), ("name", lambda: validate_app_name(name))]
     )
     _require_live_cluster(cluster)
     if App.objects.filter(cluster=cluster, namespace=namespace, name=name, deleted_at__isnull=True).exists():
-        raise Conflict(f"{namespace}/{name} is already an app of {cluster.name}.", fields={"name": ["Already an app."]})
+        raise Conflict(
+            f"{namespace}/{name} is already an app of {cluster.name}.", fields={"name": ["Already an app."]}
+        )
     client = cluster_client(cluster)
     try:
         found = kube.get(client, ADOPTABLE[kind], kind, name, namespace)
@@ -454,7 +472,9 @@ def adopt_workload(
     with transaction.atomic():
         cluster = Cluster.objects.select_for_update().get(pk=cluster.pk)
         _require_live_cluster(cluster)
-        if App.objects.filter(cluster=cluster, namespace=namespace, name=name, deleted_at__isnull=True).exists():
+        if App.objects.filter(
+            cluster=cluster, namespace=namespace, name=name, deleted_at__isnull=True
+        ).exists():
             raise Conflict(f"{namespace}/{name} is already an app of {cluster.name}.")
         app = App.objects.create(
             cluster=cluster,
@@ -472,7 +492,9 @@ def adopt_workload(
             RevisionKind.ADOPT,
             adoptable.spec,
             {},
-            changes=[f"adopted {kind} {namespace}/{name} ({adoptable.spec.image} × {adoptable.spec.replicas})"],
+            changes=[
+                f"adopted {kind} {namespace}/{name} ({adoptable.spec.image} x {adoptable.spec.replicas})"
+            ],
             secrets_revision=0,
         )
         record_action(actor, "app.adopted", obj=app, after=_audit_summary(app, adoptable.spec))
@@ -494,7 +516,10 @@ def delete_app(actor: Actor, app: App) -> AppRequested:
         if app.status == AppStatus.DELETED:
             raise InvalidTransition(f"App {app.name} is already deleted.")
         existing = Operation.objects.filter(
-            subject_type=SUBJECT, subject_id=app.pk, kind=AppOperationKind.DELETE, status__in=ACTIVE_OPERATION_STATUSES
+            subject_type=SUBJECT,
+            subject_id=app.pk,
+            kind=AppOperationKind.DELETE,
+            status__in=ACTIVE_OPERATION_STATUSES,
         ).first()
         if existing is not None:
             return AppRequested(app, existing, created=False)

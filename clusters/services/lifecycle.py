@@ -21,7 +21,14 @@ from django.db.models import Q
 from django.utils import timezone
 
 from clusters import kube
-from clusters.choices import CLUSTER_TRANSITIONS, AppStatus, ClusterStatus, EventLevel, OperationKind, ResourceState
+from clusters.choices import (
+    CLUSTER_TRANSITIONS,
+    AppStatus,
+    ClusterStatus,
+    EventLevel,
+    OperationKind,
+    ResourceState,
+)
 from clusters.engine.jobs import Job, Run, register_job
 from clusters.engine.outcome import Outcome
 from clusters.models import App, AppRevision, CloudResource, Cluster, ClusterEvent, Node, NodePool, Operation

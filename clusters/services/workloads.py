@@ -43,7 +43,9 @@ def label_selector(selector: Mapping[str, str]) -> str:
 
 def _require_reachable(cluster: Cluster) -> None:
     if cluster.deleted_at is not None or cluster.status not in LIVE_STATUSES:
-        raise Conflict(f"Cluster {cluster.name} is {cluster.get_status_display().lower()}: its pods cannot be read.")
+        raise Conflict(
+            f"Cluster {cluster.name} is {cluster.get_status_display().lower()}: its pods cannot be read."
+        )
 
 
 def _cache_key(cluster: Cluster, namespace: str | None, selector: str) -> str:
@@ -51,7 +53,9 @@ def _cache_key(cluster: Cluster, namespace: str | None, selector: str) -> str:
     return f"{schema}:pods:{cluster.pk}:{namespace or '*'}:{selector}"
 
 
-def list_pods(cluster: Cluster, *, namespace: str | None = None, selector: str = "", fresh: bool = False) -> list[PodInfo]:
+def list_pods(
+    cluster: Cluster, *, namespace: str | None = None, selector: str = "", fresh: bool = False
+) -> list[PodInfo]:
     """Pods of a cluster (a namespace, a label selector), newest reading at most a few seconds old."""
     key = _cache_key(cluster, namespace, selector)
     if not fresh:
@@ -75,10 +79,22 @@ def _slim(pod: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "metadata": {
             key: meta[key]
-            for key in ("name", "namespace", "labels", "creationTimestamp", "deletionTimestamp", "ownerReferences")
+            for key in (
+                "name",
+                "namespace",
+                "labels",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "ownerReferences",
+            )
             if key in meta
         },
-        "spec": {"nodeName": spec.get("nodeName", ""), "containers": [{"name": c.get("name"), "image": c.get("image")} for c in spec.get("containers") or []]},
+        "spec": {
+            "nodeName": spec.get("nodeName", ""),
+            "containers": [
+                {"name": c.get("name"), "image": c.get("image")} for c in spec.get("containers") or []
+            ],
+        },
         "status": pod.get("status") or {},
     }
 

@@ -4,7 +4,7 @@ the API and the CLI (the same STATUS word kubectl shows)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from clusters.workloads.manifests import APP_ID_ANNOTATION, MANAGED_BY, MANAGED_BY_LABEL
@@ -46,6 +46,7 @@ class PodInfo:
     owner_name: str
     reason: str
     containers: tuple[ContainerState, ...]
+    labels: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form (containers as a list of objects)."""
@@ -189,6 +190,7 @@ def pod_info(pod: Mapping[str, Any]) -> PodInfo:
         owner_name=owner_name,
         reason=pod_reason(pod),
         containers=containers,
+        labels={str(k): str(v) for k, v in (meta.get("labels") or {}).items()},
     )
 
 

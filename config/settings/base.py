@@ -250,7 +250,11 @@ SPECTACULAR_SETTINGS = {
     # bodies use the same components as POST ones.
     "COMPONENT_SPLIT_PATCH": False,
     # ProviderKind is both a request choice and a response field: one enum component.
-    "ENUM_NAME_OVERRIDES": {"ProviderKindEnum": "clusters.choices.ProviderKind"},
+    "ENUM_NAME_OVERRIDES": {
+        "ProviderKindEnum": "clusters.choices.ProviderKind",
+        "AppStatusEnum": "clusters.choices.AppStatus",
+        "ClusterStatusEnum": "clusters.choices.ClusterStatus",
+    },
 }
 # Oversize payloads are refused before they are parsed.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("FLOTILLA_MAX_REQUEST_BYTES", 1024 * 1024)

@@ -15,7 +15,7 @@ from clusters.directory.services import rebuild_directory
 
 class Command(BaseCommand):
     help = (
-        "Refill the staff directory (every registered list, e.g. clusters, operations) from the org schemas."
+        "Refill the staff directory (every registered list: clusters, operations, apps) from the org schemas."
     )
 
     def handle(self, *args: Any, **options: Any) -> None:
