@@ -3,30 +3,28 @@ inputs, the actions, isolation between orgs and the list's query budget.
 
 Apps are deployed through the services; with the `db` fixture nothing is committed, so no rollout
 is ever queued to a worker and no cluster is called (pages that read pods show why they cannot).
-The pods, a cluster's workloads, deleting a pod and adopting a workload are tested on a real
-local cluster, imported into the org, its operations run in the test as the worker runs them.
+The pods, a cluster's workloads, deleting a pod and adopting a workload are tested on the
+session's real local cluster, its operations run in the test as the worker runs them.
 """
 
 from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 from django.db import connection
-from django.test import Client, override_settings
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django_tenants.utils import schema_context
 
-from clusters import kube
 from clusters.choices import AppStatus, ClusterStatus, OperationStatus
 from clusters.models import App, AppRevision, Cluster, NodePool, Operation
 from clusters.services import apps as app_services
-from clusters.services import clusters as cluster_services
 from orgs.audit.models import AuditEntry
 from orgs.choices import Role
 from orgs.models import Organization, User
+from tests.clusters.app_helpers import cluster_on
 from tests.clusters.helpers import local_provider, owner_actor, run
 from tests.factories import owner_of
 from tests.local_kube import LocalCluster, wait_for
@@ -542,93 +540,73 @@ class TestIsolation:
         )
 
 
-def _imported(org: Organization, local_cluster: LocalCluster) -> Cluster:
-    """The shared local cluster imported into the org, its import run as the worker runs it."""
-    with schema_context(org.schema_name):
-        requested = cluster_services.import_cluster(
-            owner_actor(org), name="lab", kubeconfig=local_cluster.kubeconfig
-        )
-    assert run(org, requested.operation).status == OperationStatus.SUCCEEDED
-    with schema_context(org.schema_name):
-        return Cluster.objects.get(pk=requested.cluster.pk)
-
-
-def _allow(kubeconfig: str) -> Any:
-    """The operator allow-lists exactly this kubeconfig's server address and port."""
-    parts = urlsplit(kube.server_of(kubeconfig))
-    return override_settings(FLOTILLA_OUTBOUND_ALLOW=[f"{parts.hostname}:{parts.port}"])
-
-
 @pytest.mark.kube
 class TestOnARealCluster:
     def test_pods_workloads_delete_a_pod_and_adopt(
         self, org_a: Organization, member: Client, local_cluster: LocalCluster, kube_namespace: str
     ) -> None:
-        with _allow(local_cluster.kubeconfig):
-            cluster = _imported(org_a, local_cluster)
-            with schema_context(org_a.schema_name):
-                requested = app_services.deploy_app(
-                    owner_actor(org_a),
-                    cluster=cluster,
-                    name="web",
-                    namespace=kube_namespace,
-                    spec={"image": "nginx:1.27", "replicas": 2, "ports": [80]},
-                )
-            assert run(org_a, requested.operation).status == OperationStatus.SUCCEEDED
-            app = requested.app
-            # Someone else's Deployment in the same cluster: listed, and adoptable.
-            local_cluster.apps().create_namespaced_deployment(
-                kube_namespace,
-                {
-                    "metadata": {"name": "legacy"},
-                    "spec": {
-                        "replicas": 1,
-                        "selector": {"matchLabels": {"run": "legacy"}},
-                        "template": {
-                            "metadata": {"labels": {"run": "legacy"}},
-                            "spec": {"containers": [{"name": "legacy", "image": "redis:7"}]},
-                        },
+        cluster = cluster_on(org_a, local_cluster)
+        with schema_context(org_a.schema_name):
+            requested = app_services.deploy_app(
+                owner_actor(org_a),
+                cluster=cluster,
+                name="web",
+                namespace=kube_namespace,
+                spec={"image": "nginx:1.27", "replicas": 2, "ports": [80]},
+            )
+        assert run(org_a, requested.operation).status == OperationStatus.SUCCEEDED
+        app = requested.app
+        # Someone else's Deployment in the same cluster: listed, and adoptable.
+        local_cluster.apps().create_namespaced_deployment(
+            kube_namespace,
+            {
+                "metadata": {"name": "legacy"},
+                "spec": {
+                    "replicas": 1,
+                    "selector": {"matchLabels": {"run": "legacy"}},
+                    "template": {
+                        "metadata": {"labels": {"run": "legacy"}},
+                        "spec": {"containers": [{"name": "legacy", "image": "redis:7"}]},
                     },
                 },
-            )
+            },
+        )
 
-            page = member.get(f"/o/alpha/clusters/apps/{app.pk}/").content.decode()
-            assert 'data-testid="app-status">Available<' in page and 'data-testid="pods-error"' not in page
-            pods = re.findall(r'<tr data-pod="(web-[^"]+)"', page)
-            assert len(pods) == 2, page
-            assert page.count('data-confirm="Delete pod ') == 2
+        page = member.get(f"/o/alpha/clusters/apps/{app.pk}/").content.decode()
+        assert 'data-testid="app-status">Available<' in page and 'data-testid="pods-error"' not in page
+        pods = re.findall(r'<tr data-pod="(web-[^"]+)"', page)
+        assert len(pods) == 2, page
+        assert page.count('data-confirm="Delete pod ') == 2
 
-            response = member.post(f"/o/alpha/clusters/apps/{app.pk}/pods/{pods[0]}/delete/", follow=True)
-            assert f"Deleted pod {pods[0]}" in messages_of(response)
-            wait_for(
-                lambda: all(
-                    p.metadata.name != pods[0] or p.metadata.deletion_timestamp
-                    for p in local_cluster.core().list_namespaced_pod(kube_namespace).items
-                ),
-                what="the pod to be deleted",
-            )
-            response = member.post(f"/o/alpha/clusters/apps/{app.pk}/pods/not-its-pod/delete/", follow=True)
-            assert "has no pod 'not-its-pod'" in messages_of(response)
+        response = member.post(f"/o/alpha/clusters/apps/{app.pk}/pods/{pods[0]}/delete/", follow=True)
+        assert f"Deleted pod {pods[0]}" in messages_of(response)
+        wait_for(
+            lambda: all(
+                p.metadata.name != pods[0] or p.metadata.deletion_timestamp
+                for p in local_cluster.core().list_namespaced_pod(kube_namespace).items
+            ),
+            what="the pod to be deleted",
+        )
+        response = member.post(f"/o/alpha/clusters/apps/{app.pk}/pods/not-its-pod/delete/", follow=True)
+        assert "has no pod 'not-its-pod'" in messages_of(response)
 
-            part = member.get(f"/o/alpha/clusters/{cluster.pk}/apps/").content.decode()
-            mine = re.search(rf'<tr data-workload="Deployment/{kube_namespace}/web">.*?</tr>', part, re.S)
-            theirs = re.search(
-                rf'<tr data-workload="Deployment/{kube_namespace}/legacy">.*?</tr>', part, re.S
-            )
-            assert mine and theirs, part
-            assert "Flotilla: web" in mine.group(0) and ">Adopt<" not in mine.group(0)
-            assert ">Adopt<" in theirs.group(0) and "redis:7" in theirs.group(0)
+        part = member.get(f"/o/alpha/clusters/{cluster.pk}/apps/").content.decode()
+        mine = re.search(rf'<tr data-workload="Deployment/{kube_namespace}/web">.*?</tr>', part, re.S)
+        theirs = re.search(rf'<tr data-workload="Deployment/{kube_namespace}/legacy">.*?</tr>', part, re.S)
+        assert mine and theirs, part
+        assert "Flotilla: web" in mine.group(0) and ">Adopt<" not in mine.group(0)
+        assert ">Adopt<" in theirs.group(0) and "redis:7" in theirs.group(0)
 
-            response = member.post(
-                f"/o/alpha/clusters/{cluster.pk}/workloads/adopt/",
-                {"kind": "Deployment", "namespace": kube_namespace, "name": "legacy"},
-            )
-            assert response.status_code == 302, messages_of(response)
-            adopted = in_org(org_a, lambda: App.objects.get(name="legacy"))
-            assert adopted.adopted and response["Location"] == f"/o/alpha/clusters/apps/{adopted.pk}/"
-            again = member.post(
-                f"/o/alpha/clusters/{cluster.pk}/workloads/adopt/",
-                {"kind": "Deployment", "namespace": kube_namespace, "name": "legacy"},
-                follow=True,
-            )
-            assert "already an app" in messages_of(again)
+        response = member.post(
+            f"/o/alpha/clusters/{cluster.pk}/workloads/adopt/",
+            {"kind": "Deployment", "namespace": kube_namespace, "name": "legacy"},
+        )
+        assert response.status_code == 302, messages_of(response)
+        adopted = in_org(org_a, lambda: App.objects.get(name="legacy"))
+        assert adopted.adopted and response["Location"] == f"/o/alpha/clusters/apps/{adopted.pk}/"
+        again = member.post(
+            f"/o/alpha/clusters/{cluster.pk}/workloads/adopt/",
+            {"kind": "Deployment", "namespace": kube_namespace, "name": "legacy"},
+            follow=True,
+        )
+        assert "already an app" in messages_of(again)
