@@ -35,6 +35,7 @@ from orgs.exceptions import FlotillaError, NotFound, ValidationFailed
 from orgs.feedback import report_error
 
 SETTLED = (AppStatus.DELETING, AppStatus.DELETED)
+HEALTHY = (AppStatus.DEPLOYING, AppStatus.AVAILABLE)
 
 # --- Lists -----------------------------------------------------------------------------------
 
@@ -194,10 +195,10 @@ def _live_context(request: HttpRequest, app: App) -> dict[str, Any]:
         "operation": operation,
         "active": active,
         # Pods move between the app's events (a pod list is also a few seconds old): while a
-        # rollout runs or the pods do not match the replicas yet, the fragment looks again soon.
+        # rollout runs, or a healthy app's pods do not match its replicas yet, the fragment looks
+        # again soon. A Degraded or Failed app is left to its events (it may stay so for long).
         "settling": not pods_error
-        and app.status not in SETTLED
-        and (active is not None or not _pods_match(pods, app.desired_replicas)),
+        and (active is not None or (app.status in HEALTHY and not _pods_match(pods, app.desired_replicas))),
         "pods": pods,
         "pods_error": pods_error,
         "revisions": list(selectors.app_revisions(actor, app)),

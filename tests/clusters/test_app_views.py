@@ -577,6 +577,8 @@ class TestOnARealCluster:
         pods = re.findall(r'<tr data-pod="(web-[^"]+)"', page)
         assert len(pods) == 2, page
         assert page.count('data-confirm="Delete pod ') == 2
+        # Settled: the page waits for the app's events instead of looking again.
+        assert 'data-testid="app-settling"' not in page
 
         response = member.post(f"/o/alpha/clusters/apps/{app.pk}/pods/{pods[0]}/delete/", follow=True)
         assert f"Deleted pod {pods[0]}" in messages_of(response)
