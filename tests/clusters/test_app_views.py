@@ -321,6 +321,13 @@ class TestDeployForm:
         )
         assert response.status_code == 400
         assert "env" in field_errors(response.content.decode())
+        response = member.post(
+            "/o/alpha/clusters/apps/new/", deploy_form(cluster, name="other", secrets="1BAD=tucked-away")
+        )
+        assert response.status_code == 400
+        errors = field_errors(response.content.decode())
+        assert errors["secrets"][0].startswith("1BAD: "), errors
+        assert "tucked-away" not in response.content.decode()
         assert in_org(org_a, lambda: App.objects.count()) == 1
 
     def test_viewer_cannot_deploy(self, org_a: Organization, viewer: Client) -> None:
