@@ -236,12 +236,7 @@ class AppJob(Job):
         gone = _delete_if_ours(client, app, "v1", "Secret", f"{app.name}-secrets") and gone
         if not gone:
             return Outcome.wait("Deleting the app's objects", WATCH_INTERVAL, progress=50)
-        if (
-            app.owns_namespace
-            and not App.objects.filter(cluster=app.cluster, namespace=app.namespace, deleted_at__isnull=True)
-            .exclude(pk=app.pk)
-            .exists()
-        ):
+        if self._namespace_is_ours_to_delete(client, app):
             kube.delete(client, "v1", "Namespace", app.namespace, missing_ok=True)
         pods = list_pods(
             app.cluster, namespace=app.namespace, selector=label_selector(app.selector), fresh=True
@@ -249,6 +244,21 @@ class AppJob(Job):
         if pods:
             return Outcome.wait(f"Waiting for {len(pods)} pod(s) to stop", WATCH_INTERVAL, progress=80)
         return Outcome.finished("Deleted")
+
+    def _namespace_is_ours_to_delete(self, client: kube.Client, app: App) -> bool:
+        """Flotilla made the namespace for an app of this cluster (and it is still labelled so),
+        and no other app of the cluster lives in it."""
+        same = App.objects.filter(cluster=app.cluster, namespace=app.namespace)
+        if not same.filter(owns_namespace=True).exists():
+            return False
+        if same.filter(deleted_at__isnull=True).exclude(pk=app.pk).exists():
+            return False
+        try:
+            found = kube.get(client, "v1", "Namespace", app.namespace)
+        except kube.NotFound:
+            return False
+        labels = (found.get("metadata") or {}).get("labels") or {}
+        return bool(labels.get(NAMESPACE_MANAGED) == MANAGED_BY)
 
     # --- settling ---
 

@@ -121,8 +121,10 @@ def cluster_workloads(actor: Actor, cluster: Cluster, *, namespace: str | None =
     _require_reachable(cluster)
     client = cluster_client(cluster)
     infos: list[WorkloadInfo] = []
-    for kind in WORKLOAD_KINDS:
-        infos.extend(workload_info(obj) for obj in kube.list_items(client, kind, namespace=namespace))
+    for api_version, kind in WORKLOAD_KINDS:
+        # A list's items carry no kind of their own.
+        items = kube.list_items(client, (api_version, kind), namespace=namespace)
+        infos.extend(workload_info({**obj, "kind": kind}) for obj in items)
     pods = list_pods(cluster, namespace=namespace)
     apps = {
         (a.namespace, a.name): a

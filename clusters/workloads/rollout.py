@@ -36,7 +36,7 @@ def _exit(reason: str, code: int | None) -> str:
     return f"{word} (exit code {code})" if code is not None else word
 
 
-def _container_problem(c: ContainerState, pod_running: bool) -> str:
+def _container_problem(c: ContainerState, exit_code: int | None, pod_running: bool) -> str:
     if c.state == "waiting" and c.reason and c.reason not in NORMAL_WAITING:
         if c.reason == "CrashLoopBackOff":
             # The back-off message names the pod; the last exit says why it crashes, the same for all.
@@ -45,7 +45,7 @@ def _container_problem(c: ContainerState, pod_running: bool) -> str:
             return "CrashLoopBackOff"
         return f"{c.reason}: {_clip(c.message)}" if c.message else c.reason
     if c.state == "terminated" and c.reason != "Completed":
-        return f"container {c.name} {_exit(c.reason, None)}"
+        return f"container {c.name} {_exit(c.reason, exit_code)}"
     if c.state == "running" and c.last_state == "terminated" and c.last_reason != "Completed" and not c.ready:
         return f"restarted {c.restarts} times, last exit {_exit(c.last_reason, c.last_exit_code)}"
     if c.state == "running" and not c.ready and pod_running:
@@ -69,7 +69,8 @@ def pod_problem(pod: Mapping[str, Any]) -> str:
     running = status.get("phase") == "Running"
     statuses = [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]
     for raw in statuses:
-        problem = _container_problem(container_state(raw), running)
+        code = ((raw.get("state") or {}).get("terminated") or {}).get("exitCode")
+        problem = _container_problem(container_state(raw), None if code is None else int(code), running)
         if problem:
             return problem
     return ""

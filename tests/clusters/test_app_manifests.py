@@ -14,7 +14,7 @@ from clusters.workloads.adopt import spec_from_workload, takeover_patch
 from clusters.workloads.manifests import APP_ID_ANNOTATION, APP_LABEL, render_app
 from clusters.workloads.pods import pod_info, selects, workload_info
 from clusters.workloads.rollout import interpret, pod_problems, revision_pods
-from clusters.workloads.spec import AppSpec
+from clusters.workloads.spec import AppSpec, parse_app_spec
 from orgs.exceptions import ValidationFailed
 
 FULL = {
@@ -257,7 +257,7 @@ def test_a_restart_stamps_the_pod_template() -> None:
 
 
 def test_a_minimal_spec_renders_a_minimal_container() -> None:
-    objects = render(AppSpec.from_dict({"image": "nginx:1.27"}), secrets={})
+    objects = render(parse_app_spec({"image": "nginx:1.27"}), secrets={})
     assert objects.secret is None and objects.service is None
     (container,) = objects.workload["spec"]["template"]["spec"]["containers"]
     assert container == {"name": "web", "image": "nginx:1.27"}
@@ -612,6 +612,8 @@ def test_pod_problems_of_each_kind() -> None:
     assert pod_problems([evicted]) == ["pod web-e: Evicted: The node was low on resource: memory."]
     assert pod_problems([not_ready_pod("f")]) == ["pod f: readiness check failing"]
     assert pod_problems([pod("g", containers=[cs()])]) == []
+    exited = cs(ready=False, state={"terminated": {"exitCode": 2, "reason": "Error"}})
+    assert pod_problems([pod("h", containers=[exited])]) == ["pod h: container web Error (exit code 2)"]
 
 
 # --- pod_info -----------------------------------------------------------------------------------
@@ -961,7 +963,7 @@ def test_takeover_patch_replaces_the_container_and_volume_lists() -> None:
     pod_spec = patch["spec"]["template"]["spec"]
     assert [c["name"] for c in pod_spec["containers"]] == ["web"]
     assert pod_spec["volumes"] == [{"name": "vol-0", "persistentVolumeClaim": {"claimName": "web-html"}}]
-    bare = render_app(**{**RENDER_ARGS, "spec": AppSpec.from_dict({"image": "nginx:1.27"}), "secrets": {}})
+    bare = render_app(**{**RENDER_ARGS, "spec": parse_app_spec({"image": "nginx:1.27"}), "secrets": {}})
     assert takeover_patch(bare.workload)["spec"]["template"]["spec"]["volumes"] is None  # null removes them
 
 
