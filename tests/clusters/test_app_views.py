@@ -550,7 +550,12 @@ class TestIsolation:
 @pytest.mark.kube
 class TestOnARealCluster:
     def test_pods_workloads_delete_a_pod_and_adopt(
-        self, org_a: Organization, member: Client, local_cluster: LocalCluster, kube_namespace: str
+        self,
+        org_a: Organization,
+        member: Client,
+        viewer: Client,
+        local_cluster: LocalCluster,
+        kube_namespace: str,
     ) -> None:
         cluster = cluster_on(org_a, local_cluster)
         with schema_context(org_a.schema_name):
@@ -586,6 +591,9 @@ class TestOnARealCluster:
         assert page.count('data-confirm="Delete pod ') == 2
         # Settled: the page waits for the app's events instead of looking again.
         assert 'data-testid="app-settling"' not in page
+        # A viewer sees the same pods and workloads, without a button.
+        seen = viewer.get(f"/o/alpha/clusters/apps/{app.pk}/").content.decode()
+        assert re.findall(r'<tr data-pod="(web-[^"]+)"', seen) == pods and "Delete pod" not in seen
 
         response = member.post(f"/o/alpha/clusters/apps/{app.pk}/pods/{pods[0]}/delete/", follow=True)
         assert f"Deleted pod {pods[0]}" in messages_of(response)
@@ -605,6 +613,8 @@ class TestOnARealCluster:
         assert mine and theirs, part
         assert "Flotilla: web" in mine.group(0) and ">Adopt<" not in mine.group(0)
         assert ">Adopt<" in theirs.group(0) and "redis:7" in theirs.group(0)
+        seen = viewer.get(f"/o/alpha/clusters/{cluster.pk}/apps/").content.decode()
+        assert f'data-workload="Deployment/{kube_namespace}/legacy"' in seen and ">Adopt<" not in seen
 
         response = member.post(
             f"/o/alpha/clusters/{cluster.pk}/workloads/adopt/",
