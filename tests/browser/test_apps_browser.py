@@ -1,6 +1,6 @@
 """A person deploys an app from the portal to a real local cluster, watches it become Available
-and its pods appear without reloading, scales it, rolls it back, then deletes it; the Deployment,
-Service and Secret are then gone from the cluster's API server too."""
+and its pods appear without reloading, scales it, changes its image, rolls it back, then deletes
+it; the Deployment, Service and Secret are then gone from the cluster's API server too."""
 
 from __future__ import annotations
 
@@ -52,7 +52,9 @@ def api_of(org: Organization, cluster_name: str) -> k8s.ApiClient:
 
 @pytest.mark.kube
 @pytest.mark.usefixtures("drop_org_schemas")
-def test_deploy_watch_scale_roll_back_delete(page: Page, live_flotilla: str, live_worker: object) -> None:
+def test_deploy_watch_scale_update_roll_back_delete(
+    page: Page, live_flotilla: str, live_worker: object
+) -> None:
     org = make_org("fleet")
     sign_in(page, live_flotilla, "owner@fleet.test")
 
@@ -101,20 +103,32 @@ def test_deploy_watch_scale_roll_back_delete(page: Page, live_flotilla: str, liv
     expect(page.locator("tr[data-revision='2']")).to_contain_text("replicas: 2 → 3")
     assert page.evaluate("window.flotillaSamePage") is True
 
-    # Roll back to the first revision: two replicas again, recorded as revision 3.
+    # A new image: revision 3, rolled out live.
+    page.get_by_label("Image").fill("nginx:1.28")
+    page.locator("#app-image").get_by_role("button", name="Update").click()
+    expect(page.locator(".messages")).to_contain_text("image: nginx:1.27 → nginx:1.28")
+    same_page(page)
+    expect(page.get_by_test_id("app-image")).to_have_text("nginx:1.28")
+    expect(page.get_by_test_id("app-status")).to_have_text("Available", timeout=ROLLOUT_TIMEOUT)
+    expect(running_pods(page)).to_have_count(3, timeout=ROLLOUT_TIMEOUT)
+
+    # Roll back to the first revision: the first image and two replicas again, as revision 4.
     page.once("dialog", lambda dialog: dialog.accept())
     page.locator("tr[data-revision='1']").get_by_role("button", name="Roll back").click()
     expect(page.locator(".messages")).to_contain_text("Rolling shop back to revision 1")
     same_page(page)
-    expect(page.locator("tr[data-revision='3'][aria-current='true']")).to_contain_text(
-        "rolled back to revision 1"
-    )
+    expect(page.get_by_test_id("app-image")).to_have_text("nginx:1.27")
+    current = page.locator("tr[data-revision='4'][aria-current='true']")
+    expect(current).to_contain_text("rolled back to revision 1")
     expect(running_pods(page)).to_have_count(2, timeout=ROLLOUT_TIMEOUT)
     expect(page.get_by_test_id("app-status")).to_have_text("Available", timeout=ROLLOUT_TIMEOUT)
     assert page.evaluate("window.flotillaSamePage") is True
 
     apps = k8s.AppsV1Api(api_of(org, "lab"))
-    assert [d.metadata.name for d in apps.list_namespaced_deployment("default").items] == ["shop"]
+    deployments = apps.list_namespaced_deployment("default").items
+    assert [d.metadata.name for d in deployments] == ["shop"]
+    assert deployments[0].spec.template.spec.containers[0].image == "nginx:1.27"
+    assert deployments[0].spec.replicas == 2
 
     # Delete, confirmed by typing the name: listed until the worker has removed it, then gone.
     page.locator("#confirm-name").fill("shop")
