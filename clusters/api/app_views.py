@@ -23,29 +23,16 @@ from clusters.api.serializers import OperationSerializer
 from clusters.models import App
 from clusters.services import apps as app_services
 from clusters.services import workloads
+from clusters.workloads.spec import SPEC_KEYS
 from orgs.api.views import OrgViewSet, actor_of
 from orgs.exceptions import NotFound, ValidationFailed
 
 ACCEPTED = {202: a.AppAccepted}
-_SPEC_KEYS = (
-    "image",
-    "replicas",
-    "command",
-    "args",
-    "env",
-    "ports",
-    "resources",
-    "readiness",
-    "liveness",
-    "labels",
-    "annotations",
-    "volumes",
-    "progress_deadline",
-)
 
 
 def _spec_of(data: dict[str, Any]) -> dict[str, Any]:
-    return {key: data[key] for key in _SPEC_KEYS if key in data}
+    # The request's own keys (cluster, name, secrets...) are not the spec's.
+    return {key: value for key, value in data.items() if key in SPEC_KEYS}
 
 
 def _secrets_of(data: dict[str, Any]) -> dict[str, Any]:

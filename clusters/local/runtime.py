@@ -6,7 +6,8 @@ Each cluster lives in a state directory (FLOTILLA_LOCAL_STATE_DIR, default
 ports outside the kernel's ephemeral range (clusters.local.ports), so clusters run side by side.
 A cluster is up when every component is alive and healthy (clusters.local.components), not when
 the API server alone answers. Nodes are created and removed per pool with the Kubernetes
-API (no kubectl in product code); kwok makes them Ready and runs their pods. Every pod's log
+API (no kubectl in product code); kwok makes them Ready and runs their pods, following the
+stages in clusters/local/stages (pods can be made to never become Ready). Every pod's log
 reads the cluster's simulated log file (CRI format), which `append_log` writes to.
 """
 
@@ -28,7 +29,7 @@ from pathlib import Path
 import yaml
 
 from clusters import kube
-from clusters.local import binaries, components, ports
+from clusters.local import binaries, components, ports, stages
 from clusters.local.components import ComponentHealth
 from clusters.local.errors import BinariesMissing, HostLimitReached, LocalClusterError
 from clusters.local.nodes import (
@@ -308,6 +309,9 @@ class LocalRuntime:
                 "metadata": {"name": "flotilla-simulated-logs"},
                 "spec": {"logs": [{"logsFile": str(log), "follow": True}]},
             },
+            # kwokctl adds its default node and pod stages only when none is given, so the
+            # set a new cluster is created with (defaults' behaviour included) comes from here.
+            *stages.stage_documents(),
         ]
         path = self.root / "configs" / f"{name}.yaml"
         path.parent.mkdir(parents=True, exist_ok=True)

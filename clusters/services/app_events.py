@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from django.db import transaction
 
 from clusters.directory import services as directory
+from clusters.services.events import operation_payload
 from config.events import publish
 
 if TYPE_CHECKING:
@@ -48,13 +49,7 @@ def app_changed(
         },
     }
     if operation is not None:
-        payload["operation"] = {
-            "id": operation.pk,
-            "kind": operation.kind,
-            "status": operation.status,
-            "step": operation.step,
-            "progress": operation.progress,
-        }
+        payload["operation"] = operation_payload(operation)
     if event is not None:
         payload["event"] = event.as_dict()
     publish(schema_name, "org", payload)

@@ -36,16 +36,21 @@ def cluster_changed(
         "reason": cluster.status_reason,
     }
     if operation is not None:
-        payload["operation"] = {
-            "id": operation.pk,
-            "kind": operation.kind,
-            "status": operation.status,
-            "step": operation.step,
-            "progress": operation.progress,
-        }
+        payload["operation"] = operation_payload(operation)
     if event is not None:
         payload["event"] = event.as_dict()
     publish(schema_name, "org", payload)
+
+
+def operation_payload(operation: Operation) -> dict[str, object]:
+    """What a live event says of an operation (its progress bar and step)."""
+    return {
+        "id": operation.pk,
+        "kind": operation.kind,
+        "status": operation.status,
+        "step": operation.step,
+        "progress": operation.progress,
+    }
 
 
 def _sync_directory(schema_name: str, cluster_id: int, operation_id: int | None) -> None:

@@ -295,7 +295,7 @@ class AppSpec:
 
 
 _RESOURCE_KEYS = ("cpu_request", "cpu_limit", "memory_request", "memory_limit")
-_SPEC_KEYS = frozenset(
+SPEC_KEYS = frozenset(
     {
         "image",
         "replicas",
@@ -663,7 +663,7 @@ def parse_app_spec(
         _restarted_at(data["restarted_at"], errors) if "restarted_at" in given else current.restarted_at
     )
 
-    unknown_keys(data, _SPEC_KEYS | REQUEST_KEYS, "", errors)
+    unknown_keys(data, SPEC_KEYS | REQUEST_KEYS, "", errors)
     # A plain variable and a secret one of the same name: Kubernetes keeps whichever comes last.
     secret_names = set(secrets)
     for index, var in enumerate(env):

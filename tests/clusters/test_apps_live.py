@@ -328,3 +328,25 @@ def test_secrets_never_leave_except_to_the_cluster(
         assert value not in json.dumps([stored.params, stored.state, stored.step, stored.error])
     secret = read(local_cluster, "Secret", kube_namespace, "db-secrets")
     assert base64.b64decode(secret.data["PW"]).decode() == value
+
+
+def test_a_readiness_check_that_never_passes_fails_the_rollout(
+    client_a: APIClient, org_a: Organization, local_cluster: LocalCluster, kube_namespace: str
+) -> None:
+    """The local provider runs pods annotated local.flotilla.dev/readiness=never without ever
+    making them Ready (docs/local-provider.md): the rollout stalls, then fails saying why."""
+    cluster = cluster_on(org_a, local_cluster)
+    body = {"cluster": cluster.pk, "namespace": kube_namespace, "name": "ready", "image": "nginx:1.27"}
+    deployed = client_a.post(BASE, {**body, "replicas": 2, "readiness": "http:/healthz:80"}, format="json")
+    app_id = deployed.json()["app"]["id"]
+    assert _finish(org_a, deployed.json()).status == OperationStatus.SUCCEEDED
+    never = {"annotations": {"local.flotilla.dev/readiness": "never"}, "progress_deadline": 10}
+    failed = _finish(org_a, client_a.patch(f"{BASE}{app_id}/", never, format="json").json())
+    assert failed.status == OperationStatus.FAILED
+    reason = _app(client_a, app_id)["status_reason"]
+    assert "ProgressDeadlineExceeded" in reason and "readiness" in reason.lower(), reason
+    pods = client_a.get(f"{BASE}{app_id}/pods/").json()
+    assert any(p["phase"] == "Running" and p["ready"] == 0 for p in pods), pods
+    fixed = _finish(org_a, client_a.post(f"{BASE}{app_id}/rollback/", {}, format="json").json())
+    assert fixed.status == OperationStatus.SUCCEEDED
+    assert _app(client_a, app_id)["status"] == AppStatus.AVAILABLE
