@@ -25,6 +25,7 @@ class ClustersConfig(AppConfig):
         register_admin_link(AdminLink("operations", "admin:clusters_operation_changelist"))
         register_admin_link(AdminLink("apps", "admin:clusters_app_changelist"))
         register_section(Section("Clusters", "clusters:list", Action.CLUSTER_VIEW))
+        register_section(Section("Apps", "clusters:apps", Action.APP_VIEW))
         register_section(Section("Providers", "clusters:providers", Action.PROVIDER_VIEW))
 
         from clusters.metrics import ClustersCollector

@@ -13,8 +13,9 @@ from django.urls import URLPattern, reverse
 from django_tenants.utils import schema_context
 
 from clusters import urls
-from clusters.choices import ProviderKind
-from clusters.models import Cluster, ProviderAccount
+from clusters.choices import ClusterStatus, ProviderKind
+from clusters.models import App, AppRevision, Cluster, Operation, ProviderAccount
+from clusters.services import apps as app_services
 from clusters.services import clusters as cluster_services
 from orgs.audit.models import AuditEntry
 from orgs.models import Organization
@@ -39,7 +40,16 @@ def _rows(org: Organization) -> tuple[int, int]:
         return AuditEntry.objects.count(), ProviderAccount.objects.count()
 
 
-def _paths(org: Organization, cluster: Cluster | None) -> list[str]:
+def _app_pages() -> set[str]:
+    """The URL names of one app's pages (their `pk` is the app's)."""
+    return {
+        p.name
+        for p in urls.urlpatterns
+        if isinstance(p, URLPattern) and p.name and p.name.startswith("app_") and "pk" in p.pattern.converters
+    }
+
+
+def _paths(org: Organization, cluster: Cluster | None, app: App | None = None) -> list[str]:
     """Every page of clusters.urls that these objects can fill in."""
     paths = []
     with schema_context(org.schema_name):
@@ -48,6 +58,7 @@ def _paths(org: Organization, cluster: Cluster | None) -> list[str]:
     values = {
         "pk": cluster.pk if cluster else None,
         "pool_pk": pool.pk if pool else None,
+        "pod": "no-such-pod",
     }
     for pattern in urls.urlpatterns:
         assert isinstance(pattern, URLPattern)
@@ -57,6 +68,9 @@ def _paths(org: Organization, cluster: Cluster | None) -> list[str]:
         kwargs: dict[str, Any] = {"org_slug": org.slug}
         if pattern.name and pattern.name.startswith("operation_"):
             kwargs["pk"] = operation.pk if operation else None
+        elif pattern.name in _app_pages():
+            kwargs.update({n: values[n] for n in names})
+            kwargs["pk"] = app.pk if app else None
         else:
             kwargs.update({n: values[n] for n in names})
         if any(kwargs[n] is None for n in names):
@@ -94,8 +108,48 @@ def test_no_page_of_a_cluster_writes(org_a: Organization) -> None:
     client = Client()
     client.force_login(owner_of(org_a).user)
     paths = _paths(org_a, cluster)
-    assert f"/o/alpha/clusters/{cluster.pk}/" in paths and len(paths) == len(urls.urlpatterns) - 1
+    assert f"/o/alpha/clusters/{cluster.pk}/" in paths
+    assert len(paths) == len(urls.urlpatterns) - 1 - len(_app_pages())
     _get_all(client, org_a, paths)
+
+
+def test_no_page_of_an_app_writes(org_a: Organization) -> None:
+    """The apps list, the deploy form, an app's page, its live part, its edit form and a cluster's
+    Apps part (the cluster is a Ready row with no control plane: the pages say it cannot be read)."""
+    provider = local_provider(org_a)
+    with schema_context(org_a.schema_name):
+        cluster = Cluster.objects.create(
+            name="web",
+            provider=provider,
+            region="local",
+            version="1.31.4",
+            status=ClusterStatus.READY,
+            external_name="alpha-web",
+        )
+        app = app_services.deploy_app(
+            owner_actor(org_a),
+            cluster=cluster,
+            name="shop",
+            spec={"image": "nginx:1.27", "replicas": 2},
+            secrets={"TOKEN": "x"},
+        ).app
+        app_services.scale_app(owner_actor(org_a), app, replicas=3)
+    client = Client()
+    client.force_login(owner_of(org_a).user)
+    paths = _paths(org_a, cluster, app)
+    assert {
+        "/o/alpha/clusters/apps/",
+        "/o/alpha/clusters/apps/new/",
+        f"/o/alpha/clusters/apps/{app.pk}/",
+        f"/o/alpha/clusters/apps/{app.pk}/live/",
+        f"/o/alpha/clusters/apps/{app.pk}/edit/",
+        f"/o/alpha/clusters/{cluster.pk}/apps/",
+    } <= set(paths)
+    with schema_context(org_a.schema_name):
+        before = (App.objects.count(), AppRevision.objects.count(), Operation.objects.count())
+    _get_all(client, org_a, paths)
+    with schema_context(org_a.schema_name):
+        assert (App.objects.count(), AppRevision.objects.count(), Operation.objects.count()) == before
 
 
 def test_the_create_form_offers_local_and_the_create_makes_it(org_a: Organization) -> None:

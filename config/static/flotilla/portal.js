@@ -61,6 +61,25 @@
       document.body.dispatchEvent(new CustomEvent("flotilla:cluster-" + payload.cluster + ".changed", { detail: event.detail }));
     }
   });
+  // Apps: per-app and per-cluster names, so an app's page refreshes for that app only and a
+  // cluster's Apps part for the apps of that cluster.
+  document.addEventListener("flotilla:app.changed", function (event) {
+    var payload = event.detail && event.detail.payload;
+    if (!payload) return;
+    if (payload.app) {
+      document.body.dispatchEvent(new CustomEvent("flotilla:app-" + payload.app + ".changed", { detail: event.detail }));
+    }
+    if (payload.cluster) {
+      document.body.dispatchEvent(new CustomEvent("flotilla:cluster-" + payload.cluster + ".apps-changed", { detail: event.detail }));
+    }
+  });
+  // Filters: <select data-autosubmit> sends its form when changed.
+  document.addEventListener("change", function (event) {
+    var select = event.target;
+    if (select instanceof HTMLSelectElement && select.dataset.autosubmit !== undefined && select.form) {
+      select.form.requestSubmit();
+    }
+  });
   var wasDisconnected = false;
   new MutationObserver(function () {
     var state = document.body.dataset.live;
