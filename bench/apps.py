@@ -80,7 +80,9 @@ spec = parse_app_spec({{
     "image": "registry.example.test:5000/shop/web:1.27.3", "replicas": 3,
     "env": {{"MODE": "production", "LOG_LEVEL": "info", "WORKERS": "4"}},
     "ports": [8080, {{"port": 9090, "name": "metrics"}}],
-    "resources": {{"cpu_request": "250m", "cpu_limit": "1", "memory_request": "256Mi", "memory_limit": "512Mi"}},
+    "resources": {{
+        "cpu_request": "250m", "cpu_limit": "1", "memory_request": "256Mi", "memory_limit": "512Mi",
+    }},
     "readiness": "http:/healthz:8080", "liveness": "tcp:8080",
     "labels": {{"team": "shop", "tier": "web"}},
 }}).to_dict()
@@ -113,12 +115,13 @@ def add_apps(start, stop):
                         created_by=owner.user.email)
             for a in apps
         ])
+        running = {{a.pk for a in apps if a.status == AppStatus.DEPLOYING}}
         Operation.objects.bulk_create([
             Operation(
                 cluster=a.cluster, subject_type="app", subject_id=a.pk, kind="app_rollout",
-                status=OperationStatus.RUNNING if a.status == AppStatus.DEPLOYING else OperationStatus.SUCCEEDED,
+                status=OperationStatus.RUNNING if a.pk in running else OperationStatus.SUCCEEDED,
                 params={{"revision": 1}}, step="3 of 3 replicas updated, 3 available", progress=100,
-                started_at=now, finished_at=None if a.status == AppStatus.DEPLOYING else now,
+                started_at=now, finished_at=None if a.pk in running else now,
                 requested_by=owner.user.email,
             )
             for a in apps
@@ -314,13 +317,15 @@ def print_list(result: dict[str, Any]) -> None:
         rows = f", {at_big['rows']} rows a page" if at_big["rows"] is not None else ""
         rows += f", {at_small['decryptions']} / {at_big['decryptions']} decryptions"
         print(
-            f"  {label}: queries {at_small['queries']} at {small} apps, {at_big['queries']} at {apps} ({same}){rows}"
+            f"  {label}: queries {at_small['queries']} at {small} apps, "
+            f"{at_big['queries']} at {apps} ({same}){rows}"
         )
         lat = result["latency"].get(name)
         if lat:
             met = "met" if lat["p99_ms"] < P99_TARGET_MS else "missed"
             print(
-                f"    {lat['requests']:.0f} sequential requests: p50 {lat['p50_ms']:.1f} ms, p90 {lat['p90_ms']:.1f} ms, "
+                f"    {lat['requests']:.0f} sequential requests: p50 {lat['p50_ms']:.1f} ms, "
+                f"p90 {lat['p90_ms']:.1f} ms, "
                 f"p99 {lat['p99_ms']:.1f} ms, max {lat['max_ms']:.1f} ms, {lat['kib']:.0f} KiB "
                 f"(target p99 < {P99_TARGET_MS:.0f} ms: {met})"
             )
@@ -542,7 +547,8 @@ def print_deploy(result: dict[str, Any]) -> None:
     total = result["total"]
     met = "met" if total["max"] < DEPLOY_TARGET_S and not result["failed"] else "missed"
     print(
-        f"Deploy request -> Available, {result['replicas']}-replica app on a local cluster of {result['nodes']} nodes "
+        f"Deploy request -> Available, {result['replicas']}-replica app "
+        f"on a local cluster of {result['nodes']} nodes "
         f"({result['repeat']} runs, {result['workers']} workers):"
     )
     print(
@@ -558,7 +564,8 @@ def print_deploy(result: dict[str, Any]) -> None:
         if name in result["phases"]:
             phase = result["phases"][name]
             print(
-                f"    {label:28} median {phase['median']:.2f} s, p90 {phase['p90']:.2f} s, max {phase['max']:.2f} s"
+                f"    {label:28} median {phase['median']:.2f} s, "
+                f"p90 {phase['p90']:.2f} s, max {phase['max']:.2f} s"
             )
 
 
@@ -629,13 +636,15 @@ def run_fleet(args: argparse.Namespace) -> dict[str, Any]:
 def print_fleet(result: dict[str, Any]) -> None:
     """The fleet figures as text."""
     print(
-        f"{result['apps']} apps x {result['replicas']} replicas requested at once across {result['clusters']} "
+        f"{result['apps']} apps x {result['replicas']} replicas requested at once "
+        f"across {result['clusters']} "
         f"local clusters of one org, {result['workers']} workers:"
     )
     print(f"  all {result['apps']} requests answered in {result['requests_sent_s']:.1f} s")
     print(
         f"  all Available after {result['all_available_s']:.1f} s; available {result['available']}, "
-        f"failed {len(result['failed'])} {result['failed'] or ''}, unsettled {result['unsettled']}  (target: 0 failed)"
+        f"failed {len(result['failed'])} {result['failed'] or ''}, "
+        f"unsettled {result['unsettled']}  (target: 0 failed)"
     )
     for error in result["errors"]:
         print(f"    error: {error}")
@@ -660,19 +669,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="also print the figures as JSON (last line)")
     sub = parser.add_subparsers(dest="command", required=True)
-    listing = sub.add_parser("list", help="the org-wide Apps API list and portal page")
+    listing = sub.add_parser("list", parents=[common], help="the org-wide Apps API list and portal page")
     listing.add_argument("--apps", type=int, default=500)
     listing.add_argument("--clusters", type=int, default=20)
     listing.add_argument("--requests", type=int, default=200)
     listing.add_argument("--web-processes", type=int, default=os.cpu_count() or 1)
-    deploy = sub.add_parser("deploy", help="deploy request -> Available on a local cluster")
+    deploy = sub.add_parser("deploy", parents=[common], help="deploy request -> Available on a local cluster")
     deploy.add_argument("--repeat", type=int, default=5)
     deploy.add_argument("--replicas", type=int, default=3)
     deploy.add_argument("--nodes", type=int, default=3)
     deploy.add_argument("--workers", type=int, default=2)
-    fleet = sub.add_parser("fleet", help="many apps deployed at once across clusters")
+    fleet = sub.add_parser("fleet", parents=[common], help="many apps deployed at once across clusters")
     fleet.add_argument("--apps", type=int, default=50)
     fleet.add_argument("--clusters", type=int, default=5)
     fleet.add_argument("--replicas", type=int, default=2)
