@@ -208,10 +208,10 @@ def _served(cmd: list[str], env: dict[str, str], log: Path, probe: str) -> Itera
                 except httpx.HTTPError:
                     time.sleep(0.2)
             yield base
-        except BaseException:
-            print(
-                f"--- {log.name}, last lines ---\n{log.read_text(errors='replace')[-3000:]}", file=sys.stderr
-            )
+        except Exception:
+            # An unexpected failure (not a figure that missed): the server's own account helps.
+            tail = log.read_text(errors="replace")[-3000:]
+            print(f"--- {log.name}, last lines ---\n{tail}", file=sys.stderr)
             raise
         finally:
             server.terminate()
@@ -426,6 +426,10 @@ def _site(name: str, slugs: list[str], workers: int, max_clusters: int) -> Itera
             with _served(cmd, env, Path(tmp) / "web.log", "/login/") as base:
                 site = Site(base, tokens, env)
                 yield site
+        except BaseException:
+            tail = (Path(tmp) / "worker.log").read_text(errors="replace")[-3000:]
+            print(f"--- worker.log, last lines ---\n{tail}", file=sys.stderr)
+            raise
         finally:
             if site is not None:
                 for client in site.clients.values():
@@ -463,7 +467,7 @@ def _ready_cluster(client: httpx.Client, name: str, nodes: int) -> int:
     def ready() -> bool:
         cluster = client.get(f"/api/v1/clusters/{cluster_id}/").json()
         if cluster["status"] in ("error", "degraded", "deleted"):
-            raise SystemExit(f"cluster {name}: {cluster['status']}")
+            raise SystemExit(f"cluster {name}: {cluster['status']}: {json.dumps(cluster)[:1500]}")
         return bool(cluster["status"] == "ready" and not cluster["active_operation"])
 
     if not _poll(ready, 300, 0.3):
