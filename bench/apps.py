@@ -409,6 +409,7 @@ def _site(name: str, slugs: list[str], workers: int, max_clusters: int) -> Itera
             "FLOTILLA_WORKERS": str(workers),
             "FLOTILLA_LOCAL_STATE_DIR": str(state),
             "FLOTILLA_LOCAL_MAX_CLUSTERS": str(max(max_clusters, 8)),
+            "FLOTILLA_LOCAL_MAX_CLUSTERS_PER_ORG": str(max(max_clusters, 3)),
             "PYTHONUNBUFFERED": "1",
         }
         tokens = json.loads(_django(env, SETUP.format(slugs=slugs)))
