@@ -52,6 +52,7 @@ P99_TARGET_MS = 200.0
 DEPLOY_TARGET_S = 10.0
 SETTLED = {"available", "failed", "degraded", "deleted"}
 APPS_API = "/api/v1/clusters/apps/"
+PORTAL_APPS = "/o/bench/clusters/apps/"  # the org the list bench makes is "bench"
 
 # --- list ------------------------------------------------------------------------------------
 
@@ -133,7 +134,7 @@ portal.force_login(owner.user)
 paths = {{
     "api_default": (api, "{api}"),
     "api_500": (api, "{api}?page_size=500"),
-    "portal": (portal, "/o/bench/clusters/apps/"),
+    "portal": (portal, "{portal}"),
 }}
 
 import orgs.crypto
@@ -166,7 +167,7 @@ queries[APPS] = measure()
 from django.conf import settings
 print(json.dumps({{
     "token": token, "cookies": {{k: v.value for k, v in portal.cookies.items()}}, "queries": queries,
-    "keys": list(settings.FLOTILLA_ENCRYPTION_KEYS),
+    "keys": list(settings.FLOTILLA_ENCRYPTION_KEYS), "secret_key": settings.SECRET_KEY,
 }}))
 """
 
@@ -230,7 +231,7 @@ def _time_requests(client: httpx.Client, path: str, count: int) -> dict[str, flo
         response = client.get(path)
         latencies.append((time.perf_counter() - start) * 1000)
         if response.status_code != 200:
-            raise SystemExit(f"GET {path}: {response.status_code} {response.text[:300]}")
+            raise RuntimeError(f"GET {path}: {response.status_code} {response.text[:300]}")
         size = len(response.content)
     return {
         "p50_ms": statistics.median(latencies),
@@ -253,7 +254,9 @@ def run_list(args: argparse.Namespace) -> dict[str, Any]:
             "FLOTILLA_LOG_LEVEL": "WARNING",
             "FLOTILLA_DEBUG": "false",
         }
-        script = LIST_PREPARE.format(apps=args.apps, clusters=args.clusters, first=first, api=APPS_API)
+        script = LIST_PREPARE.format(
+            apps=args.apps, clusters=args.clusters, first=first, api=APPS_API, portal=args.portal_path
+        )
         data = json.loads(_django({**env, "DJANGO_SETTINGS_MODULE": "config.settings.test"}, script))
         queries = {int(k): v for k, v in data["queries"].items()}
         portal_exists = queries[args.apps]["portal"]["status"] == 200
@@ -267,7 +270,17 @@ def run_list(args: argparse.Namespace) -> dict[str, Any]:
             **env,
             "DJANGO_SETTINGS_MODULE": "config.settings.host",
             "FLOTILLA_ENCRYPTION_KEYS": ",".join(data["keys"]),
+            # ...and the session signed under its secret key must still be valid.
+            "FLOTILLA_SECRET_KEY": data["secret_key"],
+            "FLOTILLA_STATIC_ROOT": str(Path(tmp) / "static"),
         }
+        # Portal pages name their assets through the static manifest, as scripts/run.sh builds it.
+        subprocess.run(
+            [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
+            cwd=ROOT,
+            env=served_env,
+            check=True,
+        )
         latency: dict[str, dict[str, float]] = {}
         with _served(cmd, served_env, Path(tmp) / "server.log", "/login/") as base:
             api = httpx.Client(
@@ -279,7 +292,7 @@ def run_list(args: argparse.Namespace) -> dict[str, Any]:
                 ("api_500", api, APPS_API + "?page_size=500"),
             ]
             if portal_exists:
-                targets.append(("portal", portal, "/o/bench/clusters/apps/"))
+                targets.append(("portal", portal, args.portal_path))
             for name, client, path in targets:
                 _time_requests(client, path, 20)  # warm every web process
                 latency[name] = _time_requests(client, path, args.requests)
@@ -291,6 +304,7 @@ def run_list(args: argparse.Namespace) -> dict[str, Any]:
         "web_processes": args.web_processes,
         "queries": queries,
         "portal_exists": portal_exists,
+        "portal_path": args.portal_path,
         "latency": latency,
     }
 
@@ -306,7 +320,7 @@ def print_list(result: dict[str, Any]) -> None:
     labels = {
         "api_default": f"GET {APPS_API} (default page)",
         "api_500": f"GET {APPS_API}?page_size=500",
-        "portal": "portal /o/<slug>/clusters/apps/",
+        "portal": f"portal {result['portal_path']}",
     }
     for name, label in labels.items():
         at_small, at_big = queries[small][name], queries[apps][name]
@@ -682,6 +696,7 @@ def main() -> None:
     listing.add_argument("--clusters", type=int, default=20)
     listing.add_argument("--requests", type=int, default=200)
     listing.add_argument("--web-processes", type=int, default=os.cpu_count() or 1)
+    listing.add_argument("--portal-path", default=PORTAL_APPS, help="the portal page to measure")
     deploy = sub.add_parser("deploy", parents=[common], help="deploy request -> Available on a local cluster")
     deploy.add_argument("--repeat", type=int, default=5)
     deploy.add_argument("--replicas", type=int, default=3)
