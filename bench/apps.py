@@ -1,6 +1,6 @@
 """Apps (issue 10): deploy to Available, a fleet deployed at once, and the org-wide list.
 
-Run: .venv/bin/python bench/apps.py list   [--apps 500 --clusters 20 --requests 200]
+Run: .venv/bin/python bench/apps.py list   [--apps 500 --clusters 20 --requests 200 --portal-path P]
      .venv/bin/python bench/apps.py deploy [--repeat 5 --replicas 3 --workers 2]
      .venv/bin/python bench/apps.py fleet  [--apps 50 --clusters 5 --workers 2]
 Add --json for the figures as one JSON object on the last line.
