@@ -173,7 +173,12 @@ def list_apps(
 def last_operations(apps: Iterable[App]) -> dict[int, Operation]:
     """The newest operation of each app (one query for a page of apps)."""
     ids = [i for i in (getattr(a, "last_operation_id", None) for a in apps) if i]
-    return {op.subject_id or 0: op for op in Operation.objects.select_related("cluster").filter(pk__in=ids)}
+    found = (
+        Operation.objects.select_related("cluster")
+        .defer("cluster__kubeconfig", "cluster__bootstrap_secret")  # never decrypted for a list
+        .filter(pk__in=ids)
+    )
+    return {op.subject_id or 0: op for op in found}
 
 
 def get_app(actor: Actor, app_id: int, *, include_deleted: bool = True) -> App:

@@ -214,15 +214,17 @@ def deploy_app(
     replay = _replay(idempotency_key)
     if replay is not None:
         return replay
-    name, namespace, values = _checked(
+    given_keys = [str(k) for k in secrets] if isinstance(secrets, Mapping) else []
+    # One error naming every bad field, whichever part of the request it is in.
+    name, namespace, values, checked = _checked(
         [
             ("name", lambda: validate_app_name(name)),
             ("namespace", lambda: validate_namespace(namespace)),
             ("secrets", lambda: validate_secrets(secrets or {}, env_names=())),
+            ("spec", lambda: parse_app_spec(spec, secret_keys=given_keys)),
         ]
     )
     values = values or {}
-    (checked,) = _checked([("spec", lambda: parse_app_spec(spec, secret_keys=values.keys()))])
     checked = replace(checked, secret_keys=tuple(sorted(values)))
     try:
         with transaction.atomic():

@@ -15,9 +15,11 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib import messages
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.dateparse import parse_datetime
+from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from clusters import selectors
@@ -53,6 +55,9 @@ class AppRow:
         return self.operation if self.operation is not None and self.operation.is_active else None
 
 
+APPS_PER_PAGE = 100
+
+
 def app_rows(apps: Sequence[App]) -> list[AppRow]:
     """Rows of a table of apps: one more query for the page, whatever its length."""
     operations = selectors.last_operations(apps)
@@ -63,11 +68,20 @@ def _apps_context(request: HttpRequest) -> dict[str, Any]:
     actor = actor_of(request)
     clusters = list(selectors.list_clusters(actor))
     chosen = next((c for c in clusters if str(c.pk) == request.GET.get("cluster", "")), None)
-    apps = list(selectors.list_apps(actor, cluster=chosen))
+    # A page at a time: rendering is most of a big list's cost, and 500 rows nobody reads at once.
+    page = Paginator(selectors.list_apps(actor, cluster=chosen), APPS_PER_PAGE).get_page(
+        request.GET.get("page")
+    )
+    apps = list(page.object_list)
+    query = {"cluster": str(chosen.pk)} if chosen else {}
+    if page.number > 1:
+        query["page"] = str(page.number)
     return {
         "rows": app_rows(apps),
+        "page": page,
         "clusters": clusters,
         "chosen": chosen,
+        "query": urlencode(query),
         "can_deploy": can(actor, Action.APP_DEPLOY),
     }
 

@@ -201,6 +201,13 @@ class TestList:
         many, page = count_queries()
         assert page.count("<tr data-app=") == 30 and "Applying" in page
         assert many == few
+        # Past a page, a page at a time (with the same queries).
+        in_org(org_a, lambda: add(30, 80))
+        paged, page = count_queries()
+        assert page.count("<tr data-app=") == 100 and "Page 1 of 2 (110 apps)" in page
+        assert paged == few
+        second = owner.get("/o/alpha/clusters/apps/", {"page": 2}).content.decode()
+        assert second.count("<tr data-app=") == 10
 
 
 class TestDeployForm:
