@@ -128,9 +128,10 @@ class AppViewSet(OrgViewSet):
         )
         return _accepted(actor, requested)
 
-    @extend_schema(responses=ACCEPTED)
+    @extend_schema(responses={202: a.AppAccepted, 200: a.AppAccepted})
     def destroy(self, request: Request, pk: str) -> Response:
-        """Delete the app and everything Flotilla made for it in the cluster."""
+        """Delete the app and everything Flotilla made for it in the cluster (200 with the
+        deletion already under way when asked again)."""
         actor = actor_of(request)
         return _accepted(actor, app_services.delete_app(actor, self._app(request, pk)))
 

@@ -97,6 +97,14 @@ EXTRA_ERRORS: dict[str, frozenset[int]] = {
     "v1_clusters_providers_partial_update": frozenset({502}),
     "v1_clusters_providers_catalogue_retrieve": frozenset({502}),
     "v1_clusters_providers_refresh_catalogue_create": frozenset({502}),
+    # The cluster named in the body may not exist.
+    "v1_clusters_apps_create": frozenset({404}),
+    # Pods and workloads are read from the cluster, which must be running and answer.
+    "v1_clusters_workloads_list": frozenset({409, 502}),
+    "v1_clusters_apps_pods_list": frozenset({409, 502}),
+    "v1_clusters_apps_pods_delete_create": frozenset({409, 502}),
+    "v1_clusters_workloads_adopt_create": frozenset({502}),
+    "v1_clusters_pods_delete_create": frozenset({502}),
 }
 # Writes that cannot conflict with anything.
 NO_CONFLICT: frozenset[str] = frozenset(
