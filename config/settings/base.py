@@ -168,6 +168,9 @@ else:
 # --- The operations engine (clusters.engine) ------------------------------------------------
 # Seconds between two passes of the worker's dispatch loop (queues operations that are due).
 FLOTILLA_DISPATCH_INTERVAL = float(env_str("FLOTILLA_DISPATCH_INTERVAL", "0.5"))
+# Tasks one org may have waiting in the shared queue at once: its other due operations wait in
+# the dispatch index, so no org's backlog is queued ahead of every other org's work.
+FLOTILLA_DISPATCH_PER_ORG = env_int("FLOTILLA_DISPATCH_PER_ORG", 4)
 # A task queued this long ago for an operation that no worker took is presumed lost and resent.
 FLOTILLA_DISPATCH_LOST_SECONDS = env_int("FLOTILLA_DISPATCH_LOST_SECONDS", Q_CLUSTER["retry"])
 # A running operation whose heartbeat is older than this is presumed dead and handed over.
