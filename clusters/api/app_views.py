@@ -25,7 +25,7 @@ from clusters.services import apps as app_services
 from clusters.services import workloads
 from clusters.workloads.spec import SPEC_KEYS
 from orgs.api.views import OrgViewSet, actor_of
-from orgs.exceptions import NotFound, ValidationFailed
+from orgs.exceptions import ValidationFailed
 
 ACCEPTED = {202: a.AppAccepted}
 
@@ -189,9 +189,7 @@ class AppViewSet(OrgViewSet):
         """Delete one of the app's pods (its controller makes a new one)."""
         actor = actor_of(request)
         app = self._app(request, pk)
-        if pod not in {p.name for p in workloads.app_pods(actor, app)}:
-            raise NotFound(f"App {app.name} has no pod {pod!r}.")
-        app_services.delete_pod(actor, app.cluster, namespace=app.namespace, name=pod)
+        app_services.delete_app_pod(actor, app, pod=pod)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

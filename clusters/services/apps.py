@@ -14,7 +14,7 @@ their names are.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -35,9 +35,9 @@ from clusters.engine import runner
 from clusters.models import App, AppRevision, Cluster, ClusterEvent, Operation
 from clusters.permissions import Action, require
 from clusters.services.app_events import app_changed
-from clusters.services.workloads import cluster_client
+from clusters.services.workloads import app_pods, cluster_client
 from clusters.workloads.adopt import spec_from_workload
-from clusters.workloads.manifests import APP_ID_ANNOTATION, APP_LABEL
+from clusters.workloads.manifests import APP_LABEL
 from clusters.workloads.spec import (
     AppSpec,
     parse_app_spec,
@@ -94,11 +94,11 @@ def _replay(idempotency_key: str) -> AppRequested | None:
     )
 
 
-def _checked(checks: Iterable[tuple[str, Any]]) -> list[Any]:
+def _checked(checks: Iterable[Callable[[], Any]]) -> list[Any]:
     """Run several validations and raise one error naming every bad field."""
     results: list[Any] = []
     fields: dict[str, list[str]] = {}
-    for _, check in checks:
+    for check in checks:
         try:
             results.append(check())
         except ValidationFailed as exc:
@@ -218,10 +218,10 @@ def deploy_app(
     # One error naming every bad field, whichever part of the request it is in.
     name, namespace, values, checked = _checked(
         [
-            ("name", lambda: validate_app_name(name)),
-            ("namespace", lambda: validate_namespace(namespace)),
-            ("secrets", lambda: validate_secrets(secrets or {}, env_names=())),
-            ("spec", lambda: parse_app_spec(spec, secret_keys=given_keys)),
+            lambda: validate_app_name(name),
+            lambda: validate_namespace(namespace),
+            lambda: validate_secrets(secrets or {}, env_names=()),
+            lambda: parse_app_spec(spec, secret_keys=given_keys),
         ]
     )
     values = values or {}
@@ -336,7 +336,7 @@ def update_app(
         _require_changeable(app)
         _require_live_cluster(app.cluster)
         current = app.secret_values()
-        (given,) = _checked([("secrets", lambda: validate_secrets(secrets or {}, env_names=()))])
+        (given,) = _checked([lambda: validate_secrets(secrets or {}, env_names=())])
         wanted = {**current, **(given or {})}
         missing = [str(key) for key in remove_secrets if str(key) not in wanted]
         if missing:
@@ -346,7 +346,7 @@ def update_app(
         for key in remove_secrets:
             wanted.pop(str(key), None)
         base = AppSpec.from_dict(app.spec)
-        (spec,) = _checked([("spec", lambda: parse_app_spec(changes, base=base, secret_keys=wanted.keys()))])
+        (spec,) = _checked([lambda: parse_app_spec(changes, base=base, secret_keys=wanted.keys())])
         spec = replace(spec, secret_keys=tuple(sorted(wanted)))
         lines = spec.changes_from(base) + _secret_lines(current, wanted)
         if not lines:
@@ -363,12 +363,7 @@ def scale_app(actor: Actor, app: App, *, replicas: Any) -> AppRequested:
         _require_live_cluster(app.cluster)
         base = AppSpec.from_dict(app.spec)
         (spec,) = _checked(
-            [
-                (
-                    "replicas",
-                    lambda: parse_app_spec({"replicas": replicas}, base=base, secret_keys=base.secret_keys),
-                )
-            ]
+            [lambda: parse_app_spec({"replicas": replicas}, base=base, secret_keys=base.secret_keys)]
         )
         if spec.replicas == base.replicas:
             raise ValidationFailed.for_field("replicas", f"The app already runs {base.replicas} replicas.")
@@ -457,9 +452,7 @@ def adopt_workload(
             "kind",
             f"Only a Deployment can be adopted for now (not {kind!r}); stateful apps come with volumes.",
         )
-    namespace, name = _checked(
-        [("namespace", lambda: validate_namespace(namespace)), ("name", lambda: validate_app_name(name))]
-    )
+    namespace, name = _checked([lambda: validate_namespace(namespace), lambda: validate_app_name(name)])
     _require_live_cluster(cluster)
     if App.objects.filter(cluster=cluster, namespace=namespace, name=name, deleted_at__isnull=True).exists():
         raise Conflict(
@@ -534,6 +527,16 @@ def delete_app(actor: Actor, app: App) -> AppRequested:
     return AppRequested(app, operation)
 
 
+def delete_app_pod(actor: Actor, app: App, *, pod: str) -> None:
+    """Delete one of an app's pods (its controller makes a new one); a pod that is not the
+    app's is not found, whatever else runs in the namespace."""
+    # Checked before the pods are read, so a viewer is refused whether the cluster answers or not.
+    require(actor, Action.APP_DEPLOY)
+    if pod not in {p.name for p in app_pods(actor, app)}:
+        raise NotFound(f"App {app.name} has no pod {pod!r}.")
+    delete_pod(actor, app.cluster, namespace=app.namespace, name=pod)
+
+
 def delete_pod(actor: Actor, cluster: Cluster, *, namespace: str, name: str) -> None:
     """Delete one pod of the cluster (its controller, if any, makes a new one)."""
     require(actor, Action.APP_DEPLOY)
@@ -544,9 +547,3 @@ def delete_pod(actor: Actor, cluster: Cluster, *, namespace: str, name: str) -> 
     except kube.NotFound:
         raise NotFound(f"Cluster {cluster.name} has no pod {namespace}/{name}.") from None
     record_action(actor, "pod.deleted", obj=cluster, after={"namespace": namespace, "pod": name})
-
-
-def app_annotation_id(obj: Mapping[str, Any]) -> int | None:
-    """The id of the app an object was made for (Flotilla's annotation), if any."""
-    value = ((obj.get("metadata") or {}).get("annotations") or {}).get(APP_ID_ANNOTATION)
-    return int(value) if isinstance(value, str) and value.isdigit() else None

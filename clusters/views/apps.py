@@ -26,7 +26,7 @@ from clusters import selectors
 from clusters.app_forms import DeployForm, EditForm
 from clusters.choices import LIVE_STATUSES, AppStatus
 from clusters.models import App, Cluster, Operation
-from clusters.permissions import Action, can, require
+from clusters.permissions import Action, can
 from clusters.services import apps as app_services
 from clusters.services import workloads as workload_services
 from clusters.views.common import actor_of, is_fragment, needs_role, not_found_is_404, org_redirect, org_url
@@ -384,11 +384,7 @@ def app_pod_delete(request: HttpRequest, pk: int, pod: str) -> HttpResponse:
     """Delete one of the app's pods (its Deployment makes a new one)."""
 
     def act(actor: Actor, app: App) -> str:
-        # Checked before the pods are read, so a viewer is refused whether the cluster answers or not.
-        require(actor, Action.APP_DEPLOY)
-        if pod not in {p.name for p in workload_services.app_pods(actor, app)}:
-            raise NotFound(f"App {app.name} has no pod {pod!r}.")
-        app_services.delete_pod(actor, app.cluster, namespace=app.namespace, name=pod)
+        app_services.delete_app_pod(actor, app, pod=pod)
         return f"Deleted pod {pod}: its Deployment makes a new one."
 
     return _app_action(request, pk, act)
