@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.contrib import admin, messages
+from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
@@ -63,14 +64,18 @@ class OrgFilter(admin.SimpleListFilter):
         return queryset.filter(org__slug=value) if value else queryset
 
 
-class ClusterStatusFilter(admin.SimpleListFilter):
-    """Live clusters by default (deleted ones stay for the record, one click away)."""
+class LiveStatusFilter(admin.SimpleListFilter):
+    """Rows not deleted by default (deleted ones stay for the record, one click away); a
+    subclass names its status choices and the label of the default."""
 
     title = "status"
     parameter_name = "status"
+    statuses: type[models.TextChoices]
+    deleted: str
+    live_label = "Not deleted"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("live", "Live (not deleted)"), *ClusterStatus.choices, ("all", "All, deleted included")]
+        return [("live", self.live_label), *self.statuses.choices, ("all", "All, deleted included")]
 
     def choices(self, changelist: Any) -> Iterator[Any]:
         current = self.value() or "live"
@@ -86,35 +91,23 @@ class ClusterStatusFilter(admin.SimpleListFilter):
         if value == "all":
             return queryset
         if value == "live":
-            return queryset.exclude(status=ClusterStatus.DELETED)
+            return queryset.exclude(status=self.deleted)
         return queryset.filter(status=value)
 
 
-class AppStatusFilter(admin.SimpleListFilter):
-    """Apps not deleted by default (deleted ones stay for the record, one click away)."""
+class ClusterStatusFilter(LiveStatusFilter):
+    """Live clusters by default."""
 
-    title = "status"
-    parameter_name = "status"
+    statuses = ClusterStatus
+    deleted = ClusterStatus.DELETED
+    live_label = "Live (not deleted)"
 
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("live", "Not deleted"), *AppStatus.choices, ("all", "All, deleted included")]
 
-    def choices(self, changelist: Any) -> Iterator[Any]:
-        current = self.value() or "live"
-        for value, label in self.lookup_choices:
-            yield {
-                "selected": current == value,
-                "query_string": changelist.get_query_string({self.parameter_name: value}, remove=["p"]),
-                "display": label,
-            }
+class AppStatusFilter(LiveStatusFilter):
+    """Apps not deleted by default."""
 
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        value = self.value() or "live"
-        if value == "all":
-            return queryset
-        if value == "live":
-            return queryset.exclude(status=AppStatus.DELETED)
-        return queryset.filter(status=value)
+    statuses = AppStatus
+    deleted = AppStatus.DELETED
 
 
 class ActiveOperationFilter(admin.SimpleListFilter):
