@@ -1,6 +1,7 @@
 """Snapshots of whole clusters, restore, clone, migrate, schedules, retention, storage, verification.
 
-Builds on clusters (it asks clusters to provision targets); it does not own cluster lifecycle.
+Builds on clusters (its operations engine, its Kubernetes gateway, its clusters as sources and
+targets); it does not own cluster lifecycle. Deleting a cluster never deletes its snapshots.
 """
 
 from django.apps import AppConfig
@@ -12,3 +13,9 @@ class SnapshotsConfig(AppConfig):
     name = "snapshots"
     verbose_name = "Snapshots"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from orgs.permissions import register_actions
+        from snapshots.permissions import MATRIX
+
+        register_actions(MATRIX)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from config.env import database_from_url, env_bool, env_int, env_list, env_str
+from config.install_secrets import default_data_dir
 from config.outbound import parse_allowance
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -183,6 +184,14 @@ FLOTILLA_OPERATION_STEP_TIMEOUT = env_int("FLOTILLA_OPERATION_STEP_TIMEOUT", 600
 # Local clusters (control planes on this host, FLOTILLA_LOCAL_MAX_CLUSTERS in all) one org may
 # have at once, so that one tenant cannot take every slot of the host.
 FLOTILLA_LOCAL_MAX_CLUSTERS_PER_ORG = env_int("FLOTILLA_LOCAL_MAX_CLUSTERS_PER_ORG", 3)
+
+# Snapshots (snapshots app). Each org's local storage location is its own directory under this
+# one (a tenant never chooses a local path). Page size of the snapshot's lists, chunk size, and
+# how many requests a restore keeps in flight against one cluster.
+FLOTILLA_SNAPSHOT_DIR = env_str("FLOTILLA_SNAPSHOT_DIR", str(default_data_dir() / "snapshots"))
+FLOTILLA_SNAPSHOT_PAGE = env_int("FLOTILLA_SNAPSHOT_PAGE", 500)
+FLOTILLA_SNAPSHOT_CHUNK_BYTES = env_int("FLOTILLA_SNAPSHOT_CHUNK_BYTES", 4 * 1024 * 1024)
+FLOTILLA_RESTORE_CONCURRENCY = env_int("FLOTILLA_RESTORE_CONCURRENCY", 16)
 
 # Cloud endpoints a tenant types (an EC2-compatible endpoint, an OpenStack auth URL) may not
 # resolve to loopback/private/link-local addresses unless this is set (emulators, private clouds).

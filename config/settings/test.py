@@ -4,6 +4,9 @@ The keys below encrypt nothing but the test database's throw-away rows; they are
 the worker and web processes a test starts decrypt what the test process wrote.
 """
 
+import tempfile
+from pathlib import Path
+
 from config.env import env_str
 from config.settings.base import *  # noqa: F403
 
@@ -40,3 +43,9 @@ DATABASES["default"]["TEST"] = {  # noqa: F405
 FLOTILLA_LOCAL_MAX_CLUSTERS_PER_ORG = 10
 # The engine's scripted job kind (tests/engine_support), for the tests and the workers they start.
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.engine_support"]  # noqa: F405
+# Each test run's local storage locations (one directory per test database, wiped at the start
+# of a run by tests/conftest.py) so that parallel runs never share snapshots.
+FLOTILLA_SNAPSHOT_DIR = env_str(
+    "FLOTILLA_SNAPSHOT_DIR",
+    str(Path(tempfile.gettempdir()) / f"flotilla-snapshots-{DATABASES['default']['TEST']['NAME']}"),  # noqa: F405
+)

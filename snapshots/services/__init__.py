@@ -1,0 +1,1 @@
+"""Writes of the snapshots app: storage locations, snapshots, restores, and their engine jobs."""
