@@ -9,11 +9,13 @@ from clusters import urls as clusters_urls
 from config.metrics import metrics_view
 from orgs import urls as orgs_urls
 from orgs import views as orgs_views
+from snapshots import urls as snapshots_urls
 
 # Everything below /o/<org_slug>/ runs in that org's schema (orgs.middleware.OrgRoutingMiddleware).
 org_patterns = [
     path("", include((orgs_urls.org_urlpatterns, "org"))),
     path("clusters/", include((clusters_urls.urlpatterns, "clusters"))),
+    path("snapshots/", include((snapshots_urls.urlpatterns, "snapshots"))),
 ]
 
 # No route under /api/ answers the API's JSON error body, not an HTML page.

@@ -15,7 +15,9 @@ class SnapshotsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from orgs.navigation import Section, register_section
         from orgs.permissions import register_actions
-        from snapshots.permissions import MATRIX
+        from snapshots.permissions import MATRIX, Action
 
         register_actions(MATRIX)
+        register_section(Section("Snapshots", "snapshots:list", Action.SNAPSHOT_VIEW))
