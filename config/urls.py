@@ -28,6 +28,7 @@ urlpatterns = [
     path("metrics", metrics_view, name="metrics"),
     path("api/v1/orgs/", include("orgs.api.urls")),
     path("api/v1/clusters/", include("clusters.api.urls")),
+    path("api/v1/snapshots/", include("snapshots.api.urls")),
     path(
         "api/schema/",
         SpectacularAPIView.as_view(permission_classes=[AllowAny], authentication_classes=[]),

@@ -143,6 +143,7 @@ class Pages:
         field_selector: str | None,
         limit: int,
         on_expired: str,
+        continue_token: str = "",
     ) -> None:
         if on_expired not in ("raise", "restart"):
             raise ValueError("on_expired is 'raise' or 'restart'")
@@ -156,9 +157,12 @@ class Pages:
         self.on_expired = on_expired
         self.restarts = 0
         self.resource_version = ""  # of the list, once read: where a watch can start from
+        # Where a list left off: a job that checkpoints between pages resumes from here.
+        self.start_token = continue_token
+        self.next_token = continue_token
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        token = ""
+        token = self.start_token
         path = self.res.path(self.namespace)
         while True:
             try:
@@ -181,6 +185,7 @@ class Pages:
                 raise not_kubernetes(self.client.server)
             meta = page.get("metadata") or {}
             token = str(meta.get("continue") or "")
+            self.next_token = token
             self.resource_version = str(meta.get("resourceVersion") or self.resource_version)
             yield page
             # Dropped before the next page is asked for: one page in memory at a time.
@@ -198,8 +203,11 @@ def list_pages(
     field_selector: str | None = None,
     limit: int = DEFAULT_PAGE,
     on_expired: str = "raise",
+    continue_token: str = "",
 ) -> Pages:
-    """Page through a resource (a discovery `Resource` or an (apiVersion, kind) pair)."""
+    """Page through a resource (a discovery `Resource` or an (apiVersion, kind) pair), from the
+    start or from where an earlier list left off (`continue_token`; `Pages.next_token` after
+    each page is where to resume)."""
     return Pages(
         client,
         resource_of(client, what),
@@ -208,6 +216,7 @@ def list_pages(
         field_selector=field_selector,
         limit=limit,
         on_expired=on_expired,
+        continue_token=continue_token,
     )
 
 
