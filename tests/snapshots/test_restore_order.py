@@ -24,7 +24,9 @@ from snapshots.restore.order import (
 )
 
 
-def obj(kind: str, name: str, uid: str, *owners: str, api: str = "v1", namespace: str = "shop") -> dict[str, Any]:
+def obj(
+    kind: str, name: str, uid: str, *owners: str, api: str = "v1", namespace: str = "shop"
+) -> dict[str, Any]:
     """An object with a uid and ownerReferences to the given uids."""
     metadata: dict[str, Any] = {"name": name, "namespace": namespace, "uid": uid}
     if owners:
@@ -124,7 +126,12 @@ def test_a_waiter_on_a_cycle_is_not_the_one_broken() -> None:
 
 
 def test_two_cycles_two_notes() -> None:
-    objects = [obj("A", "a", "a", "b"), obj("A", "b", "b", "a"), obj("A", "c", "c", "d"), obj("A", "d", "d", "c")]
+    objects = [
+        obj("A", "a", "a", "b"),
+        obj("A", "b", "b", "a"),
+        obj("A", "c", "c", "d"),
+        obj("A", "d", "d", "c"),
+    ]
     ordered, notes = order_owners(objects)
     assert names(ordered) == ["a", "b", "c", "d"]
     assert len(notes) == 2
@@ -138,7 +145,13 @@ def test_plan_phases_groups_and_moves_owned_objects_after_their_owner() -> None:
         obj("Deployment", "web", "d", api="apps/v1"),
         obj("PersistentVolumeClaim", "data", "pvc", "sts"),
         obj("StatefulSet", "db", "sts", api="apps/v1"),
-        obj("CustomResourceDefinition", "widgets.example.com", "crd", api="apiextensions.k8s.io/v1", namespace=""),
+        obj(
+            "CustomResourceDefinition",
+            "widgets.example.com",
+            "crd",
+            api="apiextensions.k8s.io/v1",
+            namespace="",
+        ),
     ]
     batches, notes = plan_phases(objects, crd_groups={"example.com"})
     as_names = [(phase, names(batch)) for phase, batch in batches]

@@ -74,7 +74,9 @@ def test_bad_selections_name_the_field(data: dict[str, Any], field: str) -> None
 
 
 def test_parse_allows_the_restore_keys_when_asked() -> None:
-    selection = Selection.parse({"namespace_map": {"a": "b"}, "existing": "skip"}, allow=("namespace_map", "existing"))
+    selection = Selection.parse(
+        {"namespace_map": {"a": "b"}, "existing": "skip"}, allow=("namespace_map", "existing")
+    )
     assert selection == Selection()
     with pytest.raises(SelectionInvalid):
         Selection.parse({"existing": "skip"})
@@ -133,7 +135,9 @@ def test_namespace_objects_follow_their_name_not_labels() -> None:
 
 
 def test_wants_combines_namespace_kind_and_labels() -> None:
-    selection = Selection(include_namespaces=("shop",), include_kinds=("ConfigMap",), label_selector="app=web")
+    selection = Selection(
+        include_namespaces=("shop",), include_kinds=("ConfigMap",), label_selector="app=web"
+    )
     assert selection.wants(obj("ConfigMap", "a", "shop", app="web"))
     assert not selection.wants(obj("ConfigMap", "a", "shop", app="db"))
     assert not selection.wants(obj("ConfigMap", "a", "other", app="web"))
@@ -188,6 +192,6 @@ def test_explicitly_included_namespaces() -> None:
     assert not Selection(include_namespaces=("*",)).explicitly_includes("kube-system")
     assert not Selection(include_namespaces=("k*",)).explicitly_includes("kube-system")
     assert not Selection().explicitly_includes("kube-system")
-    assert not Selection(include_namespaces=("kube-*",), exclude_namespaces=("kube-system",)).explicitly_includes(
-        "kube-system"
-    )
+    assert not Selection(
+        include_namespaces=("kube-*",), exclude_namespaces=("kube-system",)
+    ).explicitly_includes("kube-system")
