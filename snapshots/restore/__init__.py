@@ -1,0 +1,68 @@
+"""The pure half of a restore: its order, how objects are cleaned, re-owned and re-addressed, diffs.
+
+No Django and no I/O here: objects are the plain JSON dicts the API server returns. The restore
+jobs (snapshots/services/) drive these functions against the target cluster.
+"""
+
+from snapshots.restore.clean import (
+    CONTROLLER_ANNOTATIONS,
+    NEVER_RESTORED,
+    NEVER_RESTORED_RULES,
+    clean,
+    controller_owner,
+    skip_reason,
+)
+from snapshots.restore.diff import (
+    DEFAULT_IGNORE,
+    SEMANTIC_IGNORE,
+    SEMANTIC_IGNORED,
+    field_diff,
+    format_path,
+    object_key,
+    parse_path,
+    semantic_diff,
+)
+from snapshots.restore.network import Taken, service_ips, without_ips
+from snapshots.restore.order import (
+    PHASE_LABELS,
+    PHASES,
+    describe,
+    is_custom,
+    order_owners,
+    phase_of,
+    phase_of_object,
+    plan_phases,
+    sort_owned_last,
+)
+from snapshots.restore.owners import owner_uids, relink
+
+__all__ = [
+    "CONTROLLER_ANNOTATIONS",
+    "DEFAULT_IGNORE",
+    "NEVER_RESTORED",
+    "NEVER_RESTORED_RULES",
+    "PHASES",
+    "PHASE_LABELS",
+    "SEMANTIC_IGNORE",
+    "SEMANTIC_IGNORED",
+    "Taken",
+    "clean",
+    "controller_owner",
+    "describe",
+    "field_diff",
+    "format_path",
+    "is_custom",
+    "object_key",
+    "order_owners",
+    "owner_uids",
+    "parse_path",
+    "phase_of",
+    "phase_of_object",
+    "plan_phases",
+    "relink",
+    "semantic_diff",
+    "service_ips",
+    "skip_reason",
+    "sort_owned_last",
+    "without_ips",
+]
