@@ -10,6 +10,7 @@ from snapshots.restore.clean import (
     NEVER_RESTORED_RULES,
     clean,
     controller_owner,
+    created_by_target,
     skip_reason,
 )
 from snapshots.restore.diff import (
@@ -48,6 +49,7 @@ __all__ = [
     "Taken",
     "clean",
     "controller_owner",
+    "created_by_target",
     "describe",
     "field_diff",
     "format_path",
