@@ -165,9 +165,11 @@ class ChunkBuilder:
         name = f"{self.prefix}-{self._seq:05d}"
         self._seq += 1
         count = len(self._lines)
-        header = _chunk_header(name, self.api_version, self.kind, self.namespaced, count)
-        self._lines.append(b"")  # the final newline
-        plain = zlib.compress(header + b"\n" + b"\n".join(self._lines), ZLIB_LEVEL)
+        lines = self._lines
+        lines.insert(0, _chunk_header(name, self.api_version, self.kind, self.namespaced, count))
+        lines.append(b"")  # so that the last line ends in a newline too
+        # One join: the chunk's text exists once, beside its lines, while it is compressed.
+        plain = zlib.compress(b"\n".join(lines), ZLIB_LEVEL)
         nonce = os.urandom(NONCE_BYTES)
         data = nonce + self._aead.encrypt(
             nonce, plain, _chunk_aad(self.snapshot_id, name, self.api_version, self.kind)

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import os
+import zlib
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from snapshots.format import (
     FORMAT_VERSION,
     ChunkBuilder,
     ChunkInfo,
+    FormatError,
     Manifest,
     SealedChunk,
     Tampered,
@@ -265,6 +270,101 @@ def test_chunk_checks_run_at_the_call_not_at_the_first_object() -> None:
     sealed, _ = _seal_all(data_key)
     objects = open_chunk(SNAPSHOT, data_key, sealed[0].info, sealed[0].data)
     assert next(objects)["kind"] == "ConfigMap"
+
+
+def _hand_sealed(data_key: bytes, lines: list[bytes], *, count: int) -> tuple[ChunkInfo, bytes]:
+    """A chunk written from docs/snapshot-format.md, so that its inside can be made wrong."""
+    name, api_version, kind = "0009-00000", "v1", "ConfigMap"
+    header = canonical(
+        {
+            "api_version": api_version,
+            "chunk": name,
+            "count": count,
+            "format_version": 1,
+            "kind": kind,
+            "namespaced": True,
+        }
+    )
+    plain = zlib.compress(b"\n".join([header, *lines, b""]))
+    aad = "\x00".join(["flotilla-snapshot/chunk", "1", SNAPSHOT, name, api_version, kind]).encode()
+    nonce = os.urandom(12)
+    data = nonce + AESGCM(data_key).encrypt(nonce, plain, aad)
+    info = ChunkInfo(
+        name=name,
+        api_version=api_version,
+        kind=kind,
+        namespaced=True,
+        count=count,
+        raw_bytes=sum(len(line) for line in lines),
+        stored_bytes=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
+    return info, data
+
+
+def _line(obj: dict[str, Any]) -> bytes:
+    return object_digest(obj).encode() + b" " + canonical(obj)
+
+
+def test_the_documented_chunk_layout_is_what_open_chunk_reads() -> None:
+    data_key = new_data_key()
+    objects = [{"kind": "ConfigMap", "metadata": {"name": f"c{i}"}} for i in range(3)]
+    info, data = _hand_sealed(data_key, [_line(obj) for obj in objects], count=3)
+    assert list(open_chunk(SNAPSHOT, data_key, info, data)) == objects
+
+
+def test_an_object_that_does_not_match_its_digest_is_tampering_named_by_position() -> None:
+    data_key = new_data_key()
+    lines = [_line({"metadata": {"name": f"c{i}"}}) for i in range(3)]
+    lines[1] = lines[1].replace(b"c1", b"cX")
+    info, data = _hand_sealed(data_key, lines, count=3)
+    with pytest.raises(Tampered, match=r"0009-00000.*object #1 does not match its SHA-256"):
+        open_chunk(SNAPSHOT, data_key, info, data)
+
+
+def test_a_chunk_holding_fewer_objects_than_listed_is_refused() -> None:
+    data_key = new_data_key()
+    info, data = _hand_sealed(data_key, [_line({"a": 1})], count=2)
+    with pytest.raises(Tampered, match="holds 1 objects, the manifest lists 2"):
+        open_chunk(SNAPSHOT, data_key, info, data)
+
+
+def test_an_object_larger_than_the_target_makes_a_chunk_of_its_own() -> None:
+    data_key = new_data_key()
+    builder = ChunkBuilder(
+        SNAPSHOT,
+        data_key,
+        api_version="v1",
+        kind="ConfigMap",
+        namespaced=True,
+        prefix="0001",
+        target_bytes=64 << 10,
+    )
+    small = {"metadata": {"name": "small"}}
+    big = {"metadata": {"name": "big"}, "data": {"blob": "b" * (900 << 10)}}
+    assert builder.add(small) is None
+    sealed = builder.add(big)
+    assert sealed is not None and sealed.info.count == 2
+    assert builder.add(small) is None
+    last = builder.flush()
+    assert last is not None and last.info.name == "0001-00001" and last.info.count == 1
+    assert sealed.info.stored_bytes < sealed.info.raw_bytes // 10, "the big object is compressed"
+    assert list(open_chunk(SNAPSHOT, data_key, sealed.info, sealed.data)) == [small, big]
+    assert builder.objects == 3 and builder.raw_bytes == 2 * len(canonical(small)) + len(canonical(big))
+
+
+def test_bytes_that_are_not_a_manifest_are_a_format_error() -> None:
+    with pytest.raises(FormatError, match="not a Flotilla snapshot manifest"):
+        read_header(b"PK\x03\x04" + b"\x00" * 100 + b"\n")
+    with pytest.raises(FormatError, match="not a Flotilla snapshot manifest"):
+        read_header(b'{"format": "velero"}\n')
+
+
+def test_a_manifest_survives_its_dict_form(org_key: bytes) -> None:
+    manifest = _manifest([ChunkInfo("0000-00000", "v1", "ConfigMap", True, 1, 10, 50, "ab" * 32)])
+    assert Manifest.from_dict(json.loads(json.dumps(manifest.to_dict()))) == manifest
+    with pytest.raises(FormatError, match="malformed"):
+        Manifest.from_dict({k: v for k, v in manifest.to_dict().items() if k != "chunks"})
 
 
 def test_a_wrong_org_key_is_wrong_key(org_key: bytes) -> None:
