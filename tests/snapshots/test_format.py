@@ -467,3 +467,14 @@ def test_key_rotation_keeps_old_snapshots_readable(settings: Any) -> None:
     settings.FLOTILLA_ENCRYPTION_KEYS = [KEYRING_NEW]
     with pytest.raises(WrongKey):
         open_manifest(stored, org_keys("org_acme"), snapshot_id=SNAPSHOT)
+
+
+@pytest.mark.parametrize(
+    "keyring", [[], ["not base64 at all!"], [base64.urlsafe_b64encode(b"short").decode()]]
+)
+def test_a_bad_keyring_is_a_configuration_error(settings: Any, keyring: list[str]) -> None:
+    from django.core.exceptions import ImproperlyConfigured
+
+    settings.FLOTILLA_ENCRYPTION_KEYS = keyring
+    with pytest.raises(ImproperlyConfigured, match="FLOTILLA_ENCRYPTION_KEYS"):
+        org_keys("org_acme")
