@@ -234,6 +234,10 @@ class Selection:
 
     def __post_init__(self) -> None:
         """Validate and pre-parse, so that a Selection that exists is always usable."""
+        for name in _LIST_KEYS:
+            value = getattr(self, name)
+            if isinstance(value, list):
+                object.__setattr__(self, name, tuple(value))
         for name in ("include_namespaces", "exclude_namespaces"):
             for index, pattern in enumerate(getattr(self, name)):
                 if not isinstance(pattern, str) or not _NAMESPACE_PATTERN.match(pattern):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,6 +16,14 @@ from orgs.tenancy import use_public_schema
 from tests.factories import add_member, make_org, make_token, owner_of
 
 pytest_plugins = ["tests.live", "tests.local_kube"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fresh_snapshot_dir() -> None:
+    """The run's local storage locations start empty (an earlier run's orgs had the same schemas)."""
+    from django.conf import settings
+
+    shutil.rmtree(settings.FLOTILLA_SNAPSHOT_DIR, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -192,6 +192,8 @@ FLOTILLA_SNAPSHOT_DIR = env_str("FLOTILLA_SNAPSHOT_DIR", str(default_data_dir() 
 FLOTILLA_SNAPSHOT_PAGE = env_int("FLOTILLA_SNAPSHOT_PAGE", 500)
 FLOTILLA_SNAPSHOT_CHUNK_BYTES = env_int("FLOTILLA_SNAPSHOT_CHUNK_BYTES", 4 * 1024 * 1024)
 FLOTILLA_RESTORE_CONCURRENCY = env_int("FLOTILLA_RESTORE_CONCURRENCY", 16)
+# How long one step of a snapshot reads before it checkpoints (seconds; a float).
+FLOTILLA_SNAPSHOT_STEP_SECONDS = float(env_str("FLOTILLA_SNAPSHOT_STEP_SECONDS", "4"))
 
 # Cloud endpoints a tenant types (an EC2-compatible endpoint, an OpenStack auth URL) may not
 # resolve to loopback/private/link-local addresses unless this is set (emulators, private clouds).

@@ -1,7 +1,16 @@
 """The pure half of a restore: its order, how objects are cleaned, re-owned and re-addressed, diffs.
 
 No Django and no I/O here: objects are the plain JSON dicts the API server returns. The restore
-jobs (snapshots/services/) drive these functions against the target cluster.
+jobs (snapshots/services/) drive these functions against the target cluster, per object:
+
+1. ``Selection.wants`` (the restore's own selection keys), then `skip_reason`: left out, reported;
+2. `plan_phases` over what is kept: the phases in order, owners first within each;
+3. `clean` (namespace and storage-class maps), then `relink` with the uids the owners got;
+4. for Services, `service_ips` against `Taken.from_services` of the target (`without_ips` on an
+   Invalid answer), reporting the notes;
+5. for a preview or an update, `field_diff` of the live object and the dry-run answer.
+
+`semantic_diff` compares two snapshots (source and restored cluster) for the fidelity test.
 """
 
 from snapshots.restore.clean import (
@@ -10,6 +19,7 @@ from snapshots.restore.clean import (
     NEVER_RESTORED_RULES,
     clean,
     controller_owner,
+    created_by_target,
     skip_reason,
 )
 from snapshots.restore.diff import (
@@ -48,6 +58,7 @@ __all__ = [
     "Taken",
     "clean",
     "controller_owner",
+    "created_by_target",
     "describe",
     "field_diff",
     "format_path",

@@ -95,6 +95,8 @@ SA_NAME_ANNOTATION = "kubernetes.io/service-account.name"
 SA_UID_ANNOTATION = "kubernetes.io/service-account.uid"
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 PROVISIONED_BY_ANNOTATION = "pv.kubernetes.io/provisioned-by"
+BOOTSTRAP_LABEL = "kubernetes.io/bootstrapping"
+APF_AUTOUPDATE_ANNOTATION = "apf.kubernetes.io/autoupdate-spec"
 SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease", "default"})
 
 # (group, kind) → why it is never restored.
@@ -122,9 +124,11 @@ NEVER_RESTORED_RULES: tuple[str, ...] = (
     "Leases in kube-node-lease (node heartbeats) and kube-system (control-plane leader election)",
     "Endpoints and EndpointSlices made by the endpoint controllers for a Service with a selector",
     "the kube-root-ca.crt ConfigMap: the target publishes its own CA in every namespace",
-    "system: ClusterRoles and ClusterRoleBindings: bootstrap RBAC the API server reconciles",
+    "system: and rbac-defaults ClusterRoles and bindings: bootstrap RBAC the API server reconciles",
+    "the system- PriorityClasses and the auto-updated API priority and fairness objects",
     "PersistentVolumes a provisioner made (pv.kubernetes.io/provisioned-by): the target provisions",
-    "Pods, ReplicaSets and Jobs owned by a controller (controller=true), which makes them again",
+    "Pods, ReplicaSets, Jobs and ephemeral-volume claims owned by their controller (controller=true),"
+    " which makes them again",
 )
 
 # Owner kind (controller=true) → kinds it makes again in the target.
@@ -136,6 +140,11 @@ _CONTROLLERS: Mapping[tuple[str, str], frozenset[str]] = {
     ("batch", "Job"): frozenset({"Pod"}),
     ("batch", "CronJob"): frozenset({"Job"}),
     ("", "ReplicationController"): frozenset({"Pod"}),
+    # A generic ephemeral volume's claim is made with its Pod; restored alone it would block a
+    # StatefulSet's new Pod of the same name from getting its own.
+    ("", "Pod"): frozenset({"PersistentVolumeClaim"}),
+    # Mirror pods of static pods: the target's kubelets publish their own.
+    ("", "Node"): frozenset({"Pod"}),
 }
 _ENDPOINTSLICE_CONTROLLERS = frozenset(
     {"endpointslice-controller.k8s.io", "endpointslicemirroring-controller.k8s.io"}
@@ -202,14 +211,15 @@ def skip_reason(
         return f"made by the endpoints controller from the Service {name}"
     if group == "" and kind == "ConfigMap" and name == "kube-root-ca.crt":
         return "the target publishes its own root CA in every namespace"
+    annotations = metadata.get("annotations") or {}
     cluster_rbac = group == "rbac.authorization.k8s.io" and kind in ("ClusterRole", "ClusterRoleBinding")
-    if cluster_rbac and name.startswith("system:"):
+    if cluster_rbac and (name.startswith("system:") or labels.get(BOOTSTRAP_LABEL) == "rbac-defaults"):
         return "bootstrap RBAC, reconciled by the target's API server"
-    if (
-        group == ""
-        and kind == "PersistentVolume"
-        and PROVISIONED_BY_ANNOTATION in (metadata.get("annotations") or {})
-    ):
+    if group == "scheduling.k8s.io" and kind == "PriorityClass" and name.startswith("system-"):
+        return "a built-in priority class of every cluster"
+    if group == "flowcontrol.apiserver.k8s.io" and annotations.get(APF_AUTOUPDATE_ANNOTATION) == "true":
+        return "built-in API priority and fairness configuration, reconciled by the target's API server"
+    if group == "" and kind == "PersistentVolume" and PROVISIONED_BY_ANNOTATION in annotations:
         # Restoring it would point two clusters at one disk (and with reclaimPolicy Delete, let
         # the target delete the source's data); the target provisions its own for the claim.
         return "provisioned for the source's claim: the target provisions a volume for the restored claim"
@@ -219,6 +229,20 @@ def skip_reason(
         made = _CONTROLLERS.get((owner_group, str(owner.get("kind", ""))), frozenset())
         if group in ("", "apps", "batch") and kind in made:
             return f"managed by its {owner.get('kind')} {owner.get('name')}: the controller makes it again"
+    return None
+
+
+def created_by_target(obj: Mapping[str, Any]) -> str | None:
+    """Why the target makes this object itself as soon as its namespace exists, or None.
+
+    Such an object is restored (it may carry the user's changes, e.g. a default ServiceAccount's
+    imagePullSecrets) but races the target's controller: the restore should treat "already
+    exists" as an update whatever the existing-object policy, not as a conflict.
+    """
+    group, kind = _group_kind(obj)
+    name = str((obj.get("metadata") or {}).get("name", ""))
+    if group == "" and kind == "ServiceAccount" and name == "default":
+        return "the service account controller makes the default account in every namespace"
     return None
 
 

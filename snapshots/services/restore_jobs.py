@@ -308,7 +308,7 @@ class RestoreJob(Job):
         order = sorted(
             range(len(manifest.chunks)),
             key=lambda i: (
-                phase_of(split_api_version(manifest.chunks[i].api_version)[0], manifest.chunks[i].kind, crd_groups),
+                phase_of(split_api_version(manifest.chunks[i].api_version)[0], manifest.chunks[i].kind, crd_groups=crd_groups),
                 i,
             ),
         )

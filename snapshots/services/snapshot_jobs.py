@@ -305,7 +305,7 @@ class SnapshotJob(Job):
             limit=int(getattr(settings, "FLOTILLA_SNAPSHOT_PAGE", kube.DEFAULT_PAGE)),
             continue_token=str(state["token"]),
         )
-        ends = time.monotonic() + STEP_SECONDS
+        ends = time.monotonic() + float(getattr(settings, "FLOTILLA_SNAPSHOT_STEP_SECONDS", STEP_SECONDS))
         finished = False
         try:
             for page in pages:

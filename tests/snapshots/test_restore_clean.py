@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from snapshots.restore.clean import clean, skip_reason
+from snapshots.restore.clean import clean, created_by_target, skip_reason
 
 
 def obj(
@@ -62,6 +62,8 @@ def owned(
         owned(obj("Pod", "db-0"), "StatefulSet", "db", "apps/v1"),
         owned(obj("Job", "nightly-1", api="batch/v1"), "CronJob", "nightly", "batch/v1"),
         owned(obj("Pod", "nightly-1-x"), "Job", "nightly-1", "batch/v1"),
+        owned(obj("PersistentVolumeClaim", "db-0-scratch"), "Pod", "db-0", "v1"),
+        owned(obj("Pod", "etcd-node-a", "tools"), "Node", "node-a", "v1"),
     ],
     ids=lambda thing: f"{thing['kind']}-{thing['metadata']['name']}",
 )
@@ -82,6 +84,7 @@ def test_never_restored(thing: dict[str, Any]) -> None:
         owned(obj("Pod", "p"), "ReplicaSet", "rs", "apps/v1", controller=False),
         owned(obj("ConfigMap", "c"), "Deployment", "web", "apps/v1"),
         owned(obj("Pod", "p"), "Widget", "w", "example.com/v1"),
+        owned(obj("PersistentVolumeClaim", "data-db-0"), "StatefulSet", "db", "apps/v1"),
         obj("PersistentVolume", "static", None, spec={"hostPath": {"path": "/d"}}),
         obj("Secret", "sa-token", type="kubernetes.io/service-account-token"),
     ],
@@ -420,3 +423,22 @@ def test_custom_resource_status_dropped_and_service_addresses_left() -> None:
         "Service", "web", spec={"clusterIP": "10.96.0.9", "ports": [{"port": 80, "nodePort": 30080}]}
     )
     assert clean(service)["spec"] == service["spec"]
+
+
+def test_bootstrap_objects_of_every_cluster_are_left_out() -> None:
+    admin = obj("ClusterRole", "admin", None, api="rbac.authorization.k8s.io/v1")
+    admin["metadata"]["labels"] = {"kubernetes.io/bootstrapping": "rbac-defaults"}
+    assert skip_reason(admin)
+    assert skip_reason(obj("PriorityClass", "system-node-critical", None, api="scheduling.k8s.io/v1"))
+    assert skip_reason(obj("PriorityClass", "high", None, api="scheduling.k8s.io/v1")) is None
+    schema = obj("FlowSchema", "exempt", None, api="flowcontrol.apiserver.k8s.io/v1")
+    schema["metadata"]["annotations"] = {"apf.kubernetes.io/autoupdate-spec": "true"}
+    assert skip_reason(schema)
+    schema["metadata"]["annotations"] = {"apf.kubernetes.io/autoupdate-spec": "false"}
+    assert skip_reason(schema) is None
+
+
+def test_default_service_account_is_made_by_the_target() -> None:
+    assert created_by_target(obj("ServiceAccount", "default"))
+    assert created_by_target(obj("ServiceAccount", "app")) is None
+    assert skip_reason(obj("ServiceAccount", "default")) is None

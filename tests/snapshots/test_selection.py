@@ -195,3 +195,10 @@ def test_explicitly_included_namespaces() -> None:
     assert not Selection(
         include_namespaces=("kube-*",), exclude_namespaces=("kube-system",)
     ).explicitly_includes("kube-system")
+
+
+def test_lists_become_tuples() -> None:
+    selection = Selection(include_namespaces=["shop"], include_kinds=["ConfigMap"])  # type: ignore[arg-type]
+    assert selection.include_namespaces == ("shop",)
+    assert selection == Selection(include_namespaces=("shop",), include_kinds=("ConfigMap",))
+    assert hash(selection) == hash(Selection(include_namespaces=("shop",), include_kinds=("ConfigMap",)))
