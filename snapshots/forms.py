@@ -19,7 +19,9 @@ from snapshots.choices import ExistingPolicy, StorageKind
 from snapshots.models import StorageLocation
 
 # "selection.include_namespaces[1]", "options.namespace_map.shop", "options.existing", "name"
-_SERVICE_FIELD = re.compile(r"^(?:(?:selection|options)\.)?(?P<head>[a-z_]+)(?:\[(?P<index>\d+)\])?(?:\.(?P<rest>.+))?$")
+_SERVICE_FIELD = re.compile(
+    r"^(?:(?:selection|options)\.)?(?P<head>[a-z_]+)(?:\[(?P<index>\d+)\])?(?:\.(?P<rest>.+))?$"
+)
 SELECTION_FIELDS = ("include_namespaces", "exclude_namespaces", "include_kinds", "exclude_kinds")
 
 
@@ -71,21 +73,26 @@ class ServiceErrors(forms.Form):
         match = _SERVICE_FIELD.match(service_field)
         if match is None or match["head"] not in self.fields:
             return None, ""
-        head, index, rest = match["head"], match["index"], match["rest"]
+        head, index = match["head"], match["index"]
         if index is not None:
             return head, f"{self._entry(head, int(index))}: "
         # A map's key ("options.namespace_map.shop") is already in the service's reason.
         return head, ""
 
     def add_service_errors(self, fields: Mapping[str, Sequence[str]]) -> bool:
-        """Place a service's field errors on the inputs; False when none of them could be placed."""
-        placed = False
+        """Place a service's field errors on the inputs; False when one of them has no input (the
+        caller then shows the error's message, which names it)."""
+        placed_all = bool(fields)
         for service_field, reasons in fields.items():
             target, lead = self.field_for(service_field)
+            if target is None:
+                placed_all = False
+                continue
             for reason in reasons:
-                self.add_error(target, f"{lead}{reason}" if target else f"{service_field}: {reason}")
-                placed = True
-        return placed
+                # The reason may already quote the entry ("'BAD!' is not a namespace name").
+                shown = reason if lead and lead[:-2] in reason else f"{lead}{reason}"
+                self.add_error(target, shown)
+        return placed_all
 
 
 class SelectionFields(ServiceErrors):
@@ -106,7 +113,10 @@ class SelectionFields(ServiceErrors):
         widget=forms.TextInput(attrs={"placeholder": "app=web,tier!=db", "spellcheck": "false"}),
     )
     cluster_scoped = forms.BooleanField(
-        label="Cluster-scoped objects", required=False, initial=True, help_text="CRDs, ClusterRoles, StorageClasses…"
+        label="Cluster-scoped objects",
+        required=False,
+        initial=True,
+        help_text="CRDs, ClusterRoles, StorageClasses…",
     )
 
     def selection(self) -> dict[str, Any]:
@@ -137,9 +147,9 @@ class SnapshotForm(SelectionFields):
         super().__init__(*args, **kwargs)
         location_field = self.fields["location"]
         assert isinstance(location_field, forms.ChoiceField)
-        location_field.choices = [(str(loc.pk), f"{loc.name} ({loc.get_kind_display()})") for loc in locations] or [
-            ("", "local (the org's own directory, made on first use)")
-        ]
+        location_field.choices = [
+            (str(loc.pk), f"{loc.name} ({loc.get_kind_display()})") for loc in locations
+        ] or [("", "local (the org's own directory, made on first use)")]
         default = next((loc for loc in locations if loc.is_default), None)
         if default is not None and not self.is_bound:
             self.initial.setdefault("location", str(default.pk))
@@ -213,12 +223,20 @@ class LocationForm(ServiceErrors):
     )
     bucket = forms.CharField(required=False, max_length=255)
     endpoint = forms.CharField(
-        label="Endpoint URL", required=False, max_length=500, widget=forms.TextInput(attrs={"spellcheck": "false"})
+        label="Endpoint URL",
+        required=False,
+        max_length=500,
+        widget=forms.TextInput(attrs={"spellcheck": "false"}),
     )
     region = forms.CharField(required=False, max_length=63)
-    prefix = forms.CharField(required=False, max_length=200, help_text="A folder of the bucket; empty: its root.")
+    prefix = forms.CharField(
+        required=False, max_length=200, help_text="A folder of the bucket; empty: its root."
+    )
     key = forms.CharField(
-        label="Access key", required=False, max_length=500, widget=forms.TextInput(attrs={"autocomplete": "off"})
+        label="Access key",
+        required=False,
+        max_length=500,
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
     )
     secret = forms.CharField(
         label="Secret key",
@@ -254,7 +272,8 @@ class LocationForm(ServiceErrors):
         """The location in the services' shape; credentials only when some were typed."""
         cleaned = self.cleaned_data
         data: dict[str, Any] = {
-            name: cleaned.get(name) or "" for name in ("name", "kind", "driver", "bucket", "endpoint", "region", "prefix")
+            name: cleaned.get(name) or ""
+            for name in ("name", "kind", "driver", "bucket", "endpoint", "region", "prefix")
         }
         data["options"] = _map_lines(cleaned.get("options") or "")
         data["is_default"] = bool(cleaned.get("is_default"))

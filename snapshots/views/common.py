@@ -57,6 +57,8 @@ def refuse_unless(
     return refused(request, needs_role(what, action), back, back_label)
 
 
-def refused_by_service(request: HttpRequest, error: FlotillaError, back: str = "", back_label: str = "") -> HttpResponse:
+def refused_by_service(
+    request: HttpRequest, error: FlotillaError, back: str = "", back_label: str = ""
+) -> HttpResponse:
     """The 403 page of a service's PermissionDenied."""
     return refused(request, error.message, back, back_label)

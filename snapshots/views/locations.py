@@ -67,7 +67,9 @@ def location_create(request: HttpRequest) -> HttpResponse:
                 status = error.status
             else:
                 default = " It is the default for new snapshots." if location.is_default else ""
-                messages.success(request, f"Added storage location {location.name}: a test write succeeded.{default}")
+                messages.success(
+                    request, f"Added storage location {location.name}: a test write succeeded.{default}"
+                )
                 return org_redirect(request, "snapshots:locations")
     return render(request, "snapshots/location_create.html", {"form": form}, status=status)
 

@@ -130,12 +130,16 @@ def restore_confirm(request: HttpRequest, pk: int) -> HttpResponse:
     actor = actor_of(request)
     preview = selectors.get_restore(actor, pk)
     back = org_url(request, "snapshots:restore_detail", pk=preview.pk)
-    denied = refuse_unless(request, can(actor, Action.RESTORE), "Restoring snapshots", Action.RESTORE, back, "the preview")
+    denied = refuse_unless(
+        request, can(actor, Action.RESTORE), "Restoring snapshots", Action.RESTORE, back, "the preview"
+    )
     if denied is not None:
         return denied
     try:
         # One restore per preview: a double click (or a second tab) gets the first one back.
-        requested = restore_services.confirm_preview(actor, preview, idempotency_key=f"portal:confirm:{preview.uuid}")
+        requested = restore_services.confirm_preview(
+            actor, preview, idempotency_key=f"portal:confirm:{preview.uuid}"
+        )
     except FlotillaError as error:
         if error.status == 403:
             return refused_by_service(request, error, back, "the preview")

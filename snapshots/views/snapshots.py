@@ -37,7 +37,12 @@ SNAPSHOTS_PER_PAGE = 50
 CLUSTER_SECTION_ROWS = 20
 RESTORES_SHOWN = 50
 # Finished one way or another: a deletion may be asked (again, for one the storage refused).
-DELETABLE = (SnapshotStatus.COMPLETED, SnapshotStatus.FAILED, SnapshotStatus.CANCELLED, SnapshotStatus.DELETING)
+DELETABLE = (
+    SnapshotStatus.COMPLETED,
+    SnapshotStatus.FAILED,
+    SnapshotStatus.CANCELLED,
+    SnapshotStatus.DELETING,
+)
 
 # --- Lists -----------------------------------------------------------------------------------
 
@@ -84,7 +89,9 @@ def _snapshot_form(actor: Actor, cluster: Cluster, data: Any = None) -> Snapshot
 
 def _cluster_rows_context(request: HttpRequest, cluster: Cluster) -> dict[str, Any]:
     actor = actor_of(request)
-    snapshots = list(selectors.list_snapshots(actor).filter(cluster_id=cluster.pk)[: CLUSTER_SECTION_ROWS + 1])
+    snapshots = list(
+        selectors.list_snapshots(actor).filter(cluster_id=cluster.pk)[: CLUSTER_SECTION_ROWS + 1]
+    )
     return {
         "cluster": cluster,
         "rows": rows_of(snapshots[:CLUSTER_SECTION_ROWS]),
@@ -132,7 +139,12 @@ def snapshot_create(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, needs_role("Taking snapshots", Action.SNAPSHOT_CREATE))
         return org_redirect(request, "clusters:detail", pk=cluster.pk)
     denied = refuse_unless(
-        request, can(actor, Action.SNAPSHOT_CREATE), "Taking snapshots", Action.SNAPSHOT_CREATE, back, cluster.name
+        request,
+        can(actor, Action.SNAPSHOT_CREATE),
+        "Taking snapshots",
+        Action.SNAPSHOT_CREATE,
+        back,
+        cluster.name,
     )
     if denied is not None:
         return denied
@@ -165,7 +177,9 @@ def snapshot_create(request: HttpRequest, pk: int) -> HttpResponse:
                 status = error.status
             else:
                 snapshot = requested.snapshot
-                messages.success(request, f"Taking snapshot {snapshot.name} of {cluster.name}: follow it below.")
+                messages.success(
+                    request, f"Taking snapshot {snapshot.name} of {cluster.name}: follow it below."
+                )
                 return org_redirect(request, "snapshots:detail", pk=snapshot.pk)
     return render(request, "snapshots/create.html", {"form": form, "cluster": cluster}, status=status)
 
@@ -200,7 +214,9 @@ def _selection_text(selection: dict[str, Any]) -> list[tuple[str, str]]:
     return shown
 
 
-def _live_context(request: HttpRequest, snapshot: Snapshot, *, restore_form: RestoreForm | None = None) -> dict[str, Any]:
+def _live_context(
+    request: HttpRequest, snapshot: Snapshot, *, restore_form: RestoreForm | None = None
+) -> dict[str, Any]:
     actor = actor_of(request)
     operation = operation_of(snapshot)
     active = operation if operation is not None and operation.is_active else None
@@ -217,7 +233,9 @@ def _live_context(request: HttpRequest, snapshot: Snapshot, *, restore_form: Res
 
 
 def _restores_context(request: HttpRequest, snapshot: Snapshot) -> dict[str, Any]:
-    restores = list(selectors.list_restores(actor_of(request)).filter(snapshot_id=snapshot.pk)[:RESTORES_SHOWN])
+    restores = list(
+        selectors.list_restores(actor_of(request)).filter(snapshot_id=snapshot.pk)[:RESTORES_SHOWN]
+    )
     return {"snapshot": snapshot, "restore_rows": rows_of(restores)}
 
 
@@ -268,13 +286,20 @@ def snapshot_delete(request: HttpRequest, pk: int) -> HttpResponse:
     snapshot = selectors.get_snapshot(actor, pk)
     back = org_url(request, "snapshots:detail", pk=snapshot.pk)
     denied = refuse_unless(
-        request, can(actor, Action.SNAPSHOT_DELETE), "Deleting snapshots", Action.SNAPSHOT_DELETE, back, snapshot.name
+        request,
+        can(actor, Action.SNAPSHOT_DELETE),
+        "Deleting snapshots",
+        Action.SNAPSHOT_DELETE,
+        back,
+        snapshot.name,
     )
     if denied is not None:
         return denied
     try:
         if request.POST.get("confirm_name", "").strip() != snapshot.name:
-            raise ValidationFailed.for_field("confirm_name", f"Type the snapshot's name, {snapshot.name}, to delete it.")
+            raise ValidationFailed.for_field(
+                "confirm_name", f"Type the snapshot's name, {snapshot.name}, to delete it."
+            )
         snapshot_services.delete_snapshot(actor, snapshot)
     except FlotillaError as error:
         if error.status == 403:
@@ -296,7 +321,9 @@ def snapshot_restore(request: HttpRequest, pk: int) -> HttpResponse:
     if request.method == "GET" and not can(actor, Action.RESTORE):
         messages.error(request, needs_role("Restoring snapshots", Action.RESTORE))
         return org_redirect(request, "snapshots:detail", pk=snapshot.pk)
-    denied = refuse_unless(request, can(actor, Action.RESTORE), "Restoring snapshots", Action.RESTORE, back, snapshot.name)
+    denied = refuse_unless(
+        request, can(actor, Action.RESTORE), "Restoring snapshots", Action.RESTORE, back, snapshot.name
+    )
     if denied is not None:
         return denied
     form = _restore_form(actor, snapshot, request.POST if request.method == "POST" else None)
