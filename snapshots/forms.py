@@ -229,8 +229,9 @@ class LocationForm(ServiceErrors):
         widget=forms.TextInput(attrs={"spellcheck": "false"}),
     )
     region = forms.CharField(required=False, max_length=63)
-    prefix = forms.CharField(
-        required=False, max_length=200, help_text="A folder of the bucket; empty: its root."
+    # Not "prefix": a form's own attribute of that name prefixes its inputs.
+    bucket_prefix = forms.CharField(
+        label="Prefix", required=False, max_length=200, help_text="A folder of the bucket; empty: its root."
     )
     key = forms.CharField(
         label="Access key",
@@ -264,6 +265,8 @@ class LocationForm(ServiceErrors):
         """`credentials` is the access key and secret the form asks for."""
         if service_field == "credentials":
             return "secret", ""
+        if service_field == "prefix":
+            return "bucket_prefix", ""
         if service_field.startswith("options."):
             return "options", f"{service_field.partition('.')[2]}: "
         return super().field_for(service_field)
@@ -273,8 +276,9 @@ class LocationForm(ServiceErrors):
         cleaned = self.cleaned_data
         data: dict[str, Any] = {
             name: cleaned.get(name) or ""
-            for name in ("name", "kind", "driver", "bucket", "endpoint", "region", "prefix")
+            for name in ("name", "kind", "driver", "bucket", "endpoint", "region")
         }
+        data["prefix"] = (cleaned.get("bucket_prefix") or "").strip()
         data["options"] = _map_lines(cleaned.get("options") or "")
         data["is_default"] = bool(cleaned.get("is_default"))
         key, secret = (cleaned.get("key") or "").strip(), cleaned.get("secret") or ""

@@ -3,6 +3,8 @@ the "Restore now" of a completed preview."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib import messages
@@ -17,7 +19,7 @@ from orgs.exceptions import FlotillaError, NotFound
 from orgs.feedback import report_error
 from snapshots import selectors
 from snapshots.choices import ItemAction, ItemResult, RestoreMode, RestoreStatus
-from snapshots.models import Restore
+from snapshots.models import Restore, RestoreItem
 from snapshots.permissions import Action, can
 from snapshots.services import restores as restore_services
 from snapshots.views.common import operation_of, refuse_unless, refused_by_service
@@ -32,6 +34,37 @@ COUNTS = (
     ("conflict", "in conflict"),
     ("failed", "failed"),
 )
+
+
+DIFF_SHOWN = 20
+VALUE_SHOWN = 200
+
+
+def _value(value: Any) -> str:
+    """A field's value in a diff: text as it is, anything else as compact JSON; absent is "—"."""
+    if value is None:
+        return "—"
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return text if len(text) <= VALUE_SHOWN else text[: VALUE_SHOWN - 1] + "…"
+
+
+@dataclass
+class ItemRow:
+    """One object of a report, with its field diff as text."""
+
+    item: RestoreItem
+    changes: list[tuple[str, str, str]]
+    more: int
+
+
+def item_rows(items: list[RestoreItem]) -> list[ItemRow]:
+    """Rows of a report's page (the first changes of each object's diff)."""
+    rows = []
+    for item in items:
+        diff = [c for c in (item.diff or []) if isinstance(c, dict)]
+        changes = [(str(c.get("path", "")), _value(c.get("before")), _value(c.get("after"))) for c in diff]
+        rows.append(ItemRow(item, changes[:DIFF_SHOWN], max(0, len(changes) - DIFF_SHOWN)))
+    return rows
 
 
 def _live_context(request: HttpRequest, restore: Restore) -> dict[str, Any]:
@@ -80,7 +113,7 @@ def _items_context(request: HttpRequest, restore: Restore) -> dict[str, Any]:
         query["page"] = str(page.number)
     return {
         "restore": restore,
-        "items": list(page.object_list),
+        "items": item_rows(list(page.object_list)),
         "items_page": page,
         "result": result,
         "action": action,

@@ -26,7 +26,6 @@ from orgs.models import Organization, User
 from snapshots.choices import ItemAction, ItemResult, RestoreMode, RestoreStatus, SnapshotStatus, StorageKind
 from snapshots.models import Restore, RestoreItem, Snapshot, StorageLocation
 from snapshots.services import restores as restore_services
-from snapshots.services import snapshots as snapshot_services
 from tests.clusters.helpers import local_provider, owner_actor
 from tests.factories import owner_of
 
@@ -112,17 +111,28 @@ def finish(org: Organization, restore: Restore, items: int = 3) -> Restore:
                 namespace="shop-copy",
                 source_namespace="shop",
                 name=f"cm-{seq}",
-                action=ItemAction.UPDATE if seq % 3 == 1 else ItemAction.CREATE if seq % 3 == 0 else ItemAction.CONFLICT,
+                action=ItemAction.UPDATE
+                if seq % 3 == 1
+                else ItemAction.CREATE
+                if seq % 3 == 0
+                else ItemAction.CONFLICT,
                 result=ItemResult.PLANNED if planned else ItemResult.DONE,
                 message="field is immutable" if seq % 3 == 2 else "",
-                diff=[{"path": "data.colour", "before": "blue", "after": "green"}] if seq % 3 == 1 else [],
+                diff=[
+                    {"path": "data.colour", "before": "blue", "after": "green"},
+                    {"path": "metadata.labels", "before": None, "after": {"tier": "web"}},
+                ]
+                if seq % 3 == 1
+                else [],
             )
         Restore.objects.filter(pk=restore.pk).update(
             status=RestoreStatus.COMPLETED,
             counts={"created": (items + 2) // 3, "updated": (items + 1) // 3, "conflict": items // 3},
             completed_at=timezone.now(),
         )
-        Operation.objects.filter(subject_type="restore", subject_id=restore.pk).update(status="succeeded", progress=100)
+        Operation.objects.filter(subject_type="restore", subject_id=restore.pk).update(
+            status="succeeded", progress=100
+        )
         return Restore.objects.get(pk=restore.pk)
 
 
@@ -208,7 +218,9 @@ class TestList:
         page = viewer.get("/o/alpha/snapshots/", {"cluster": stage.pk}).content.decode()
         assert 'data-snapshot="stage-nightly"' in page and 'data-snapshot="prod-nightly"' not in page
         assert f'hx-get="/o/alpha/snapshots/table/?cluster={stage.pk}"' in page
-        part = viewer.get("/o/alpha/snapshots/table/", {"cluster": prod.pk}, HTTP_HX_REQUEST="true").content.decode()
+        part = viewer.get(
+            "/o/alpha/snapshots/table/", {"cluster": prod.pk}, HTTP_HX_REQUEST="true"
+        ).content.decode()
         assert "<html" not in part and 'data-snapshot="prod-nightly"' in part and "stage-nightly" not in part
 
     def test_a_snapshot_outlives_its_cluster_and_deleted_ones_are_not_listed(
@@ -217,12 +229,17 @@ class TestList:
         prod = ready_cluster(org_a)
         kept = completed(org_a, prod, "kept")
         completed(org_a, prod, "gone", status=SnapshotStatus.DELETED, deleted_at=timezone.now())
-        in_org(org_a, lambda: Cluster.objects.filter(pk=prod.pk).update(deleted_at=timezone.now(), status="deleted"))
+        in_org(
+            org_a,
+            lambda: Cluster.objects.filter(pk=prod.pk).update(deleted_at=timezone.now(), status="deleted"),
+        )
         page = viewer.get("/o/alpha/snapshots/").content.decode()
         assert 'data-snapshot="kept"' in page and 'data-snapshot="gone"' not in page
         assert viewer.get(f"/o/alpha/snapshots/{kept.pk}/").status_code == 200
 
-    def test_query_budget_is_the_same_for_5_and_50_snapshots(self, org_a: Organization, owner: Client) -> None:
+    def test_query_budget_is_the_same_for_5_and_50_snapshots(
+        self, org_a: Organization, owner: Client
+    ) -> None:
         clusters = [ready_cluster(org_a, "prod"), ready_cluster(org_a, "stage")]
         location(org_a)
 
@@ -313,14 +330,25 @@ class TestCreate:
             "cluster_scoped": True,
         }
         assert snapshot.location_id == where.pk and snapshot.status == SnapshotStatus.PENDING
-        assert in_org(org_a, lambda: Operation.objects.filter(subject_type="snapshot", subject_id=snapshot.pk).count()) == 1
+        assert (
+            in_org(
+                org_a,
+                lambda: Operation.objects.filter(subject_type="snapshot", subject_id=snapshot.pk).count(),
+            )
+            == 1
+        )
         page = member.get(response["Location"]).content.decode()
-        assert "Taking snapshot before-upgrade of prod" in page and 'data-testid="snapshot-status">Pending<' in page
+        assert (
+            "Taking snapshot before-upgrade of prod" in page
+            and 'data-testid="snapshot-status">Pending<' in page
+        )
         assert "include_namespaces: shop, team-*" in page
 
     def test_a_name_is_made_and_the_default_location_used(self, org_a: Organization, member: Client) -> None:
         prod = ready_cluster(org_a)
-        form = snapshot_form(name="", include_namespaces="", exclude_namespaces="", include_kinds="", label_selector="")
+        form = snapshot_form(
+            name="", include_namespaces="", exclude_namespaces="", include_kinds="", label_selector=""
+        )
         form.pop("cluster_scoped")
         response = member.post(f"/o/alpha/snapshots/clusters/{prod.pk}/new/", form)
         assert response.status_code == 302
@@ -352,9 +380,13 @@ class TestCreate:
             f"/o/alpha/snapshots/clusters/{prod.pk}/new/", snapshot_form(include_kinds="ConfigMap, a/b/c/d")
         )
         errors = field_errors(response.content.decode())
-        assert list(errors) == ["include_kinds"] and errors["include_kinds"][0].startswith("&#x27;a/b/c/d&#x27;: ")
+        assert list(errors) == ["include_kinds"] and errors["include_kinds"][0].startswith(
+            "&#x27;a/b/c/d&#x27;: "
+        )
         assert in_org(org_a, lambda: (Snapshot.objects.count(), Operation.objects.count())) == (0, 0)
-        response = member.post(f"/o/alpha/snapshots/clusters/{prod.pk}/new/", snapshot_form(label_selector="app in ("))
+        response = member.post(
+            f"/o/alpha/snapshots/clusters/{prod.pk}/new/", snapshot_form(label_selector="app in (")
+        )
         assert response.status_code == 400 and "label_selector" in field_errors(response.content.decode())
         assert in_org(org_a, lambda: Snapshot.objects.count()) == 0
 
@@ -365,7 +397,9 @@ class TestCreate:
         assert response.status_code == 409 and field_errors(response.content.decode()) == {"name": ["Taken."]}
         in_org(org_a, lambda: Cluster.objects.filter(pk=prod.pk).update(status=ClusterStatus.PROVISIONING))
         response = member.post(f"/o/alpha/snapshots/clusters/{prod.pk}/new/", snapshot_form(name="other"))
-        assert response.status_code == 409 and "can be snapshotted once it is Ready" in response.content.decode()
+        assert (
+            response.status_code == 409 and "can be snapshotted once it is Ready" in response.content.decode()
+        )
         assert in_org(org_a, lambda: Snapshot.objects.count()) == 1
 
     def test_viewer_cannot_take_one(self, org_a: Organization, viewer: Client) -> None:
@@ -373,25 +407,40 @@ class TestCreate:
         response = viewer.post(f"/o/alpha/snapshots/clusters/{prod.pk}/new/", snapshot_form())
         assert response.status_code == 403 and "member role or higher" in messages_of(response)
         assert in_org(org_a, lambda: Snapshot.objects.count()) == 0
-        assert viewer.get(f"/o/alpha/snapshots/clusters/{prod.pk}/new/")["Location"] == f"/o/alpha/clusters/{prod.pk}/"
+        assert (
+            viewer.get(f"/o/alpha/snapshots/clusters/{prod.pk}/new/")["Location"]
+            == f"/o/alpha/clusters/{prod.pk}/"
+        )
 
 
 class TestSnapshotPage:
-    def test_member_sees_what_it_holds_and_the_restore_form(self, org_a: Organization, member: Client) -> None:
+    def test_member_sees_what_it_holds_and_the_restore_form(
+        self, org_a: Organization, member: Client
+    ) -> None:
         prod, stage = ready_cluster(org_a, "prod"), ready_cluster(org_a, "stage")
         snapshot = completed(
             org_a,
             prod,
-            conditions=[{"type": "Consistent", "status": "False", "reason": "Resumed", "message": "listed twice"}],
+            conditions=[
+                {"type": "Consistent", "status": "False", "reason": "Resumed", "message": "listed twice"}
+            ],
         )
         page = member.get(f"/o/alpha/snapshots/{snapshot.pk}/").content.decode()
         assert 'data-testid="snapshot-status">Completed<' in page
-        for shown in ("<code>v1/ConfigMap</code></td><td>1200<", "4.8\xa0MB", "1.5\xa0MB stored, 3 chunks", "1.31.4"):
+        for shown in (
+            "<code>v1/ConfigMap</code></td><td>1200<",
+            "4.8\xa0MB",
+            "1.5\xa0MB stored, 3 chunks",
+            "1.31.4",
+        ):
             assert shown in page, shown
         assert "Consistent" in page and "listed twice" in page
         assert f'action="/o/alpha/snapshots/{snapshot.pk}/restore/"' in page and "Preview restore" in page
         # The target defaults to the snapshot's own cluster; every running cluster is offered.
-        assert f'<option value="{prod.pk}" selected>prod</option>' in page and f'<option value="{stage.pk}">' in page
+        assert (
+            f'<option value="{prod.pk}" selected>prod</option>' in page
+            and f'<option value="{stage.pk}">' in page
+        )
         # Deleting needs an admin.
         assert "Delete snapshot" not in page
         assert "flotilla:snapshot.changed from:body" in page and "flotilla:restore.changed from:body" in page
@@ -400,9 +449,15 @@ class TestSnapshotPage:
         snapshot = completed(org_a, ready_cluster(org_a))
         page = viewer.get(f"/o/alpha/snapshots/{snapshot.pk}/").content.decode()
         assert 'data-testid="snapshot-status">Completed<' in page
-        assert "Preview restore" not in page and 'id="restore-form"' not in page and 'id="snapshot-delete"' not in page
+        assert (
+            "Preview restore" not in page
+            and 'id="restore-form"' not in page
+            and 'id="snapshot-delete"' not in page
+        )
 
-    def test_a_running_snapshot_shows_its_progress_and_no_restore(self, org_a: Organization, owner: Client) -> None:
+    def test_a_running_snapshot_shows_its_progress_and_no_restore(
+        self, org_a: Organization, owner: Client
+    ) -> None:
         prod = ready_cluster(org_a)
         snapshot = completed(org_a, prod, status=SnapshotStatus.RUNNING, completed_at=None)
         in_org(
@@ -424,7 +479,9 @@ class TestSnapshotPage:
         part = owner.get(f"/o/alpha/snapshots/{snapshot.pk}/live/", HTTP_HX_REQUEST="true").content.decode()
         assert "<html" not in part and "12,000 objects" in part
 
-    def test_live_fragment_of_an_unknown_snapshot_moves_to_the_list(self, org_a: Organization, viewer: Client) -> None:
+    def test_live_fragment_of_an_unknown_snapshot_moves_to_the_list(
+        self, org_a: Organization, viewer: Client
+    ) -> None:
         response = viewer.get("/o/alpha/snapshots/999999/live/", HTTP_HX_REQUEST="true")
         assert response["HX-Redirect"] == "/o/alpha/snapshots/"
         assert viewer.get("/o/alpha/snapshots/999999/live/").status_code == 404
@@ -436,12 +493,16 @@ class TestSnapshotPage:
         snapshot = completed(org_a, ready_cluster(org_a))
         page = owner.get(f"/o/alpha/snapshots/{snapshot.pk}/").content.decode()
         assert "Delete snapshot" in page
-        response = owner.post(f"/o/alpha/snapshots/{snapshot.pk}/delete/", {"confirm_name": "wrong"}, follow=True)
+        response = owner.post(
+            f"/o/alpha/snapshots/{snapshot.pk}/delete/", {"confirm_name": "wrong"}, follow=True
+        )
         assert "Type the snapshot's name, nightly, to delete it." in messages_of(response)
         assert in_org(org_a, lambda: Snapshot.objects.get(pk=snapshot.pk).status) == SnapshotStatus.COMPLETED
         response = member.post(f"/o/alpha/snapshots/{snapshot.pk}/delete/", {"confirm_name": "nightly"})
         assert response.status_code == 403 and "admin role or higher" in messages_of(response)
-        response = owner.post(f"/o/alpha/snapshots/{snapshot.pk}/delete/", {"confirm_name": "nightly"}, follow=True)
+        response = owner.post(
+            f"/o/alpha/snapshots/{snapshot.pk}/delete/", {"confirm_name": "nightly"}, follow=True
+        )
         assert "Deleting snapshot nightly: its files are removed from local." in messages_of(response)
         assert in_org(org_a, lambda: Snapshot.objects.get(pk=snapshot.pk).status) == SnapshotStatus.DELETING
 
@@ -452,7 +513,10 @@ class TestRestoreForm:
         snapshot = completed(org_a, prod)
         response = member.post(f"/o/alpha/snapshots/{snapshot.pk}/restore/", restore_form(stage))
         restore = in_org(org_a, lambda: Restore.objects.get())
-        assert response.status_code == 302 and response["Location"] == f"/o/alpha/snapshots/restores/{restore.pk}/"
+        assert (
+            response.status_code == 302
+            and response["Location"] == f"/o/alpha/snapshots/restores/{restore.pk}/"
+        )
         assert restore.mode == RestoreMode.PREVIEW and restore.target_id == stage.pk
         assert restore.options["namespace_map"] == {"shop": "shop-copy"}
         assert restore.options["storage_class_map"] == {"fast": "standard"}
@@ -472,14 +536,18 @@ class TestRestoreForm:
         errors = field_errors(response.content.decode())
         assert errors["namespace_map"] == ["Line 2: write one FROM=TO per line."], errors
         # The service's errors are placed on the inputs too.
-        bad = restore_form(prod, namespace_map="shop=Not_A_Namespace", include_kinds="a/b/c/d", storage_class_map="")
+        bad = restore_form(
+            prod, namespace_map="shop=Not_A_Namespace", include_kinds="a/b/c/d", storage_class_map=""
+        )
         response = member.post(f"/o/alpha/snapshots/{snapshot.pk}/restore/", bad)
         assert response.status_code == 400
         errors = field_errors(response.content.decode())
         assert set(errors) >= {"namespace_map", "include_kinds"}, errors
         assert "Not_A_Namespace" in errors["namespace_map"][0]
         # Another org's (or an unknown) cluster is not a target.
-        response = member.post(f"/o/alpha/snapshots/{snapshot.pk}/restore/", {**restore_form(prod), "target": "999999"})
+        response = member.post(
+            f"/o/alpha/snapshots/{snapshot.pk}/restore/", {**restore_form(prod), "target": "999999"}
+        )
         assert response.status_code == 400 and "target" in field_errors(response.content.decode())
         assert in_org(org_a, lambda: (Restore.objects.count(), Operation.objects.count())) == (0, 0)
 
@@ -488,7 +556,9 @@ class TestRestoreForm:
         snapshot = completed(org_a, prod, status=SnapshotStatus.FAILED, reason="storage refused")
         assert "Preview restore" not in member.get(f"/o/alpha/snapshots/{snapshot.pk}/").content.decode()
         response = member.post(f"/o/alpha/snapshots/{snapshot.pk}/restore/", restore_form(prod))
-        assert response.status_code == 409 and "only a completed snapshot can be restored" in messages_of(response)
+        assert response.status_code == 409 and "only a completed snapshot can be restored" in messages_of(
+            response
+        )
         assert in_org(org_a, lambda: Restore.objects.count()) == 0
 
     def test_viewer_cannot_restore(self, org_a: Organization, viewer: Client) -> None:
@@ -500,9 +570,13 @@ class TestRestoreForm:
 
 
 class TestRestorePage:
-    def test_a_completed_preview_shows_its_report_and_restore_now(self, org_a: Organization, member: Client) -> None:
+    def test_a_completed_preview_shows_its_report_and_restore_now(
+        self, org_a: Organization, member: Client
+    ) -> None:
         prod = ready_cluster(org_a)
-        preview = finish(org_a, preview_of(org_a, completed(org_a, prod), prod, namespace_map={"shop": "shop-copy"}))
+        preview = finish(
+            org_a, preview_of(org_a, completed(org_a, prod), prod, namespace_map={"shop": "shop-copy"})
+        )
         page = member.get(f"/o/alpha/snapshots/restores/{preview.pk}/").content.decode()
         assert 'data-testid="restore-status">Completed<' in page and "Restore now" in page
         assert "nothing was changed in prod" in page
@@ -510,7 +584,12 @@ class TestRestorePage:
         conflict = re.search(r'<tr data-item="ConfigMap/shop-copy/cm-2".*?</tr>', page, re.S)
         assert conflict and "field is immutable" in conflict.group(0) and "from shop" in conflict.group(0)
         update = re.search(r'<tr data-item="ConfigMap/shop-copy/cm-1".*?</tr>', page, re.S)
-        assert update and "<code>data.colour</code>: <code>blue</code> → <code>green</code>" in update.group(0)
+        assert update, page
+        assert "<code>data.colour</code>: <code>blue</code> → <code>green</code>" in update.group(0)
+        assert (
+            "<code>metadata.labels</code>: <code>—</code> → <code>{&quot;tier&quot;:&quot;web&quot;}</code>"
+            in (update.group(0))
+        )
         assert "flotilla:restore.changed from:body" in page
 
         response = member.post(f"/o/alpha/snapshots/restores/{preview.pk}/confirm/")
@@ -537,7 +616,11 @@ class TestRestorePage:
         page = viewer.get(base, {"action": "conflict"}).content.decode()
         assert page.count("<tr data-item=") == 83 and page.count('data-action="conflict"') >= 83
         part = viewer.get(f"{base}items/", {"action": "update"}, HTTP_HX_REQUEST="true").content.decode()
-        assert "<html" not in part and part.count("<tr data-item=") == 83 and 'data-testid="items-pager"' not in part
+        assert (
+            "<html" not in part
+            and part.count("<tr data-item=") == 83
+            and 'data-testid="items-pager"' not in part
+        )
         assert f'hx-get="{base}items/?action=update"' in part
         part = viewer.get(f"{base}items/", {"page": 3}).content.decode()
         assert part.count("<tr data-item=") == 50 and f'hx-get="{base}items/?page=3"' in part
@@ -589,7 +672,13 @@ class TestLocations:
         page = viewer.get("/o/alpha/snapshots/locations/").content.decode()
         archive = re.search(r'<tr data-location="archive">.*?</tr>', page, re.S)
         assert archive, page
-        for shown in ("<code>backups</code>", "http://127.0.0.1:9000", "eu-west-1", "Connection refused", "credentials stored"):
+        for shown in (
+            "<code>backups</code>",
+            "http://127.0.0.1:9000",
+            "eu-west-1",
+            "Connection refused",
+            "credentials stored",
+        ):
             assert shown in archive.group(0), shown
         local = re.search(r'<tr data-location="local">.*?</tr>', page, re.S)
         assert local and 'data-testid="default-location"' in local.group(0) and "<td>1</td>" in local.group(0)
@@ -604,7 +693,9 @@ class TestLocations:
         location(org_a, "first")
         assert "Add a location" in owner.get("/o/alpha/snapshots/locations/").content.decode()
         assert owner.get("/o/alpha/snapshots/locations/new/").status_code == 200
-        response = owner.post("/o/alpha/snapshots/locations/new/", {"name": "second", "kind": "local"}, follow=True)
+        response = owner.post(
+            "/o/alpha/snapshots/locations/new/", {"name": "second", "kind": "local"}, follow=True
+        )
         assert "Added storage location second: a test write succeeded." in messages_of(response)
         second = in_org(org_a, lambda: StorageLocation.objects.get(name="second"))
         assert second.checked_at is not None and not second.is_default
@@ -612,13 +703,18 @@ class TestLocations:
         assert "Storage location second answers" in messages_of(response)
         response = owner.post(f"/o/alpha/snapshots/locations/{second.pk}/default/", follow=True)
         assert "New snapshots go to second" in messages_of(response)
-        assert in_org(org_a, lambda: list(StorageLocation.objects.filter(is_default=True).values_list("name", flat=True))) == ["second"]
+        assert in_org(
+            org_a,
+            lambda: list(StorageLocation.objects.filter(is_default=True).values_list("name", flat=True)),
+        ) == ["second"]
         response = owner.post(f"/o/alpha/snapshots/locations/{second.pk}/delete/", follow=True)
         assert "Removed storage location second" in messages_of(response)
         assert not in_org(org_a, lambda: StorageLocation.objects.filter(name="second").exists())
 
     def test_bad_input_shows_errors_and_saves_nothing(self, org_a: Organization, owner: Client) -> None:
-        response = owner.post("/o/alpha/snapshots/locations/new/", {"name": "Bad Name", "kind": "local", "bucket": "b"})
+        response = owner.post(
+            "/o/alpha/snapshots/locations/new/", {"name": "Bad Name", "kind": "local", "bucket": "b"}
+        )
         assert response.status_code == 400
         errors = field_errors(response.content.decode())
         assert set(errors) >= {"name", "bucket"}, errors
@@ -661,7 +757,9 @@ class TestLocations:
                 response = client.post(path, data)
                 assert response.status_code == 403, path
                 assert "admin role or higher" in messages_of(response), path
-            assert client.get("/o/alpha/snapshots/locations/new/")["Location"] == "/o/alpha/snapshots/locations/"
+            assert (
+                client.get("/o/alpha/snapshots/locations/new/")["Location"] == "/o/alpha/snapshots/locations/"
+            )
         assert in_org(org_a, lambda: sorted(StorageLocation.objects.values_list("name", "is_default"))) == [
             ("first", True),
             ("second", False),
@@ -703,12 +801,19 @@ class TestIsolation:
                 f"{base}/locations/{where.pk}/default/",
                 f"{base}/locations/{where.pk}/delete/",
             ):
-                data = {"confirm_name": "secret-snap", "target": str(prod.pk), "existing": "skip", "name": "x"}
+                data = {
+                    "confirm_name": "secret-snap",
+                    "target": str(prod.pk),
+                    "existing": "skip",
+                    "name": "x",
+                }
                 assert outsider.post(path, data).status_code == 404, path
         for path in ("/o/bravo/snapshots/", "/o/bravo/snapshots/locations/"):
             page = outsider.get(path).content.decode()
             assert "secret-snap" not in page and f'data-location="{where.name}"' not in page
-        assert in_org(org_a, lambda: (Snapshot.objects.get(pk=snapshot.pk).status, Restore.objects.count())) == (
+        assert in_org(
+            org_a, lambda: (Snapshot.objects.get(pk=snapshot.pk).status, Restore.objects.count())
+        ) == (
             SnapshotStatus.COMPLETED,
             1,
         )
