@@ -318,6 +318,10 @@ class TestCreate:
     def test_take_a_snapshot_with_a_selection(self, org_a: Organization, member: Client) -> None:
         prod = ready_cluster(org_a)
         where = location(org_a)
+        page = member.get(f"/o/alpha/snapshots/clusters/{prod.pk}/new/").content.decode()
+        assert (
+            "Snapshot of prod" in page and 'name="include_namespaces"' in page and 'name="request_id"' in page
+        )
         response = member.post(f"/o/alpha/snapshots/clusters/{prod.pk}/new/", snapshot_form(where.pk))
         snapshot = in_org(org_a, lambda: Snapshot.objects.get(name="before-upgrade"))
         assert response.status_code == 302 and response["Location"] == f"/o/alpha/snapshots/{snapshot.pk}/"
