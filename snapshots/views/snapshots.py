@@ -82,7 +82,7 @@ def snapshot_table(request: HttpRequest) -> HttpResponse:
 # --- A cluster's section and the snapshot form -----------------------------------------------
 
 
-def _snapshot_form(actor: Actor, cluster: Cluster, data: Any = None) -> SnapshotForm:
+def _snapshot_form(actor: Actor, data: Any = None) -> SnapshotForm:
     locations = list(selectors.list_locations(actor))
     return SnapshotForm(data, locations=locations, initial={"request_id": secrets.token_urlsafe(16)})
 
@@ -110,7 +110,7 @@ def cluster_snapshots(request: HttpRequest, pk: int) -> HttpResponse:
     context = {
         **_cluster_rows_context(request, cluster),
         "can_create": can_create,
-        "form": _snapshot_form(actor, cluster) if can_create else None,
+        "form": _snapshot_form(actor) if can_create else None,
     }
     return render(request, "snapshots/partials/cluster_section.html", context)
 
@@ -148,7 +148,7 @@ def snapshot_create(request: HttpRequest, pk: int) -> HttpResponse:
     )
     if denied is not None:
         return denied
-    form = _snapshot_form(actor, cluster, request.POST if request.method == "POST" else None)
+    form = _snapshot_form(actor, request.POST if request.method == "POST" else None)
     status = 200
     if request.method == "POST":
         status = 400
