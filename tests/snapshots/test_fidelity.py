@@ -56,11 +56,17 @@ def _objects(org: Organization, snapshot_id: int) -> list[dict[str, Any]]:
         snapshot = Snapshot.objects.select_related("location").get(pk=snapshot_id)
     store = store_of(snapshot.location, org.schema_name)  # type: ignore[arg-type]
     manifest, key = fmt.open_manifest(
-        store.get(f"{snapshot.storage_prefix}/manifest"), fmt.org_keys(org.schema_name), snapshot_id=str(snapshot.uuid)
+        store.get(f"{snapshot.storage_prefix}/manifest"),
+        fmt.org_keys(org.schema_name),
+        snapshot_id=str(snapshot.uuid),
     )
     out: list[dict[str, Any]] = []
     for info in manifest.chunks:
-        out.extend(fmt.open_chunk(str(snapshot.uuid), key, info, store.get(f"{snapshot.storage_prefix}/chunks/{info.name}")))
+        out.extend(
+            fmt.open_chunk(
+                str(snapshot.uuid), key, info, store.get(f"{snapshot.storage_prefix}/chunks/{info.name}")
+            )
+        )
     return out
 
 
@@ -75,7 +81,9 @@ def _take(org: Organization, cluster: Cluster) -> int:
     return snapshot.pk
 
 
-def _restore(org: Organization, snapshot_id: int, target: Cluster, **options: Any) -> tuple[Any, list[RestoreItem]]:
+def _restore(
+    org: Organization, snapshot_id: int, target: Cluster, **options: Any
+) -> tuple[Any, list[RestoreItem]]:
     with schema_context(org.schema_name):
         snapshot = Snapshot.objects.get(pk=snapshot_id)
         requested = restore_services.start_restore(owner_actor(org), snapshot, target, options=options)
@@ -92,7 +100,10 @@ def _corpus_only(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for o in objects
         if (o.get("metadata") or {}).get("namespace") in namespaces
         or (o["kind"] == "Namespace" and o["metadata"]["name"] in namespaces)
-        or (not (o.get("metadata") or {}).get("namespace") and str(o["metadata"]["name"]).startswith((PREFIX, "corpus")))
+        or (
+            not (o.get("metadata") or {}).get("namespace")
+            and str(o["metadata"]["name"]).startswith((PREFIX, "corpus"))
+        )
     ]
 
 
@@ -110,7 +121,9 @@ def test_snapshot_restore_snapshot_has_no_semantic_difference(
     reported = {(i.kind, i.namespace, i.name) for i in items}
     for obj in _corpus_only(_objects(org_a, first)):
         meta = obj["metadata"]
-        assert (obj["kind"], meta.get("namespace", ""), meta["name"]) in reported, obj["kind"] + " " + meta["name"]
+        assert (obj["kind"], meta.get("namespace", ""), meta["name"]) in reported, (
+            obj["kind"] + " " + meta["name"]
+        )
     second = _take(org_a, target)
     reassigned = {
         ("", "Service", i.namespace, i.name) for i in items if i.kind == "Service" and "assigned" in i.message
@@ -132,17 +145,23 @@ def test_restore_with_namespace_and_storage_class_mapping(
     first = _take(org_a, source)
     namespaces = corpus_namespaces(PREFIX)
     mapping = {ns: f"{ns}-moved" for ns in namespaces}
-    restore, items = _restore(org_a, first, target, namespace_map=mapping, storage_class_map={"corpus-fast": "standard"})
+    restore, items = _restore(
+        org_a, first, target, namespace_map=mapping, storage_class_map={"corpus-fast": "standard"}
+    )
     failed = [f"{i.kind} {i.namespace}/{i.name}: {i.message}" for i in items if i.result == "failed"]
     assert restore.status == "completed", (restore.reason, failed)
     core, apps = fresh_cluster.core(), fresh_cluster.apps()
     claims = [c for ns in mapping.values() for c in core.list_namespaced_persistent_volume_claim(ns).items]
-    assert claims and all(c.spec.storage_class_name == "standard" for c in claims if c.spec.storage_class_name)
+    assert claims and all(
+        c.spec.storage_class_name == "standard" for c in claims if c.spec.storage_class_name
+    )
     sets = [s for ns in mapping.values() for s in apps.list_namespaced_stateful_set(ns).items]
     assert sets and all(
         t.spec.storage_class_name == "standard" for s in sets for t in s.spec.volume_claim_templates or []
     )
-    assert not any(core.list_namespaced_config_map(ns).items for ns in namespaces if ns not in mapping.values())
+    assert not any(
+        core.list_namespaced_config_map(ns).items for ns in namespaces if ns not in mapping.values()
+    )
     from kubernetes import client as k8s
 
     rbac = k8s.RbacAuthorizationV1Api(fresh_cluster.api())

@@ -47,12 +47,16 @@ def _seed(local: LocalCluster, namespace: str) -> None:
     ref = k8s.V1OwnerReference(api_version="v1", kind="ConfigMap", name="owner", uid=owner.metadata.uid)
     core.create_namespaced_config_map(
         namespace,
-        k8s.V1ConfigMap(metadata=k8s.V1ObjectMeta(name="owned", owner_references=[ref]), data={"role": "owned"}),
+        k8s.V1ConfigMap(
+            metadata=k8s.V1ObjectMeta(name="owned", owner_references=[ref]), data={"role": "owned"}
+        ),
     )
     for i in range(30):
         core.create_namespaced_config_map(
             namespace,
-            k8s.V1ConfigMap(metadata=k8s.V1ObjectMeta(name=f"cm-{i}", labels={"set": "bulk"}), data={"i": str(i)}),
+            k8s.V1ConfigMap(
+                metadata=k8s.V1ObjectMeta(name=f"cm-{i}", labels={"set": "bulk"}), data={"i": str(i)}
+            ),
         )
     core.create_namespaced_secret(
         namespace,
@@ -80,10 +84,14 @@ def _snapshot(client: APIClient, org: Organization, cluster_id: int, **selection
     return dict(got)
 
 
-def _restore(client: APIClient, org: Organization, snapshot_id: int, target: int, **options: Any) -> dict[str, Any]:
+def _restore(
+    client: APIClient, org: Organization, snapshot_id: int, target: int, **options: Any
+) -> dict[str, Any]:
     mode = options.pop("mode", "restore")
     made = client.post(
-        f"{BASE}restores/", {"snapshot": snapshot_id, "target": target, "mode": mode, "options": options}, format="json"
+        f"{BASE}restores/",
+        {"snapshot": snapshot_id, "target": target, "mode": mode, "options": options},
+        format="json",
     )
     assert made.status_code == 202, made.content
     _finish(org, made.json())
@@ -92,7 +100,9 @@ def _restore(client: APIClient, org: Organization, snapshot_id: int, target: int
 
 def _items(client: APIClient, restore_id: int, **filters: str) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
-    url: str | None = f"{BASE}restores/{restore_id}/items/?page_size=200&" + "&".join(f"{k}={v}" for k, v in filters.items())
+    url: str | None = f"{BASE}restores/{restore_id}/items/?page_size=200&" + "&".join(
+        f"{k}={v}" for k, v in filters.items()
+    )
     while url:
         page = client.get(url).json()
         rows.extend(page["results"])
@@ -132,7 +142,10 @@ def test_snapshot_and_restore_into_a_mapped_namespace(
     owner = core.read_namespaced_config_map("owner", target)
     owned = core.read_namespaced_config_map("owned", target)
     assert owned.metadata.owner_references[0].uid == owner.metadata.uid  # re-linked, not the source's
-    assert core.read_namespaced_secret("creds", target).data["token"] == base64.b64encode(SECRET_VALUE.encode()).decode()
+    assert (
+        core.read_namespaced_secret("creds", target).data["token"]
+        == base64.b64encode(SECRET_VALUE.encode()).decode()
+    )
     service = core.read_namespaced_service("web", target)
     assert service.spec.ports[0].node_port != 31234
     rows = {(r["kind"], r["name"]): r for r in _items(client_a, done["id"])}
@@ -204,10 +217,13 @@ def test_a_snapshot_of_a_cluster_that_does_not_serve_a_kind_is_refused_before_wr
         snapshot = Snapshot.objects.select_related("location").get(pk=snap["id"])
         store = store_of(snapshot.location, org_a.schema_name)  # type: ignore[arg-type]
         raw = store.get(f"{snapshot.storage_prefix}/manifest")
-        manifest, key = fmt.open_manifest(raw, fmt.org_keys(org_a.schema_name), snapshot_id=str(snapshot.uuid))
+        manifest, key = fmt.open_manifest(
+            raw, fmt.org_keys(org_a.schema_name), snapshot_id=str(snapshot.uuid)
+        )
         header = fmt.read_header(raw)
         manifest.chunks = [
-            fmt.ChunkInfo.from_dict({**c.to_dict(), "api_version": "example.org/v9", "kind": "Gadget"}) for c in manifest.chunks
+            fmt.ChunkInfo.from_dict({**c.to_dict(), "api_version": "example.org/v9", "kind": "Gadget"})
+            for c in manifest.chunks
         ]
         sealed = fmt.seal_manifest(manifest, key, header["key"])
         store.put(f"{snapshot.storage_prefix}/manifest", sealed)
@@ -218,7 +234,8 @@ def test_a_snapshot_of_a_cluster_that_does_not_serve_a_kind_is_refused_before_wr
     assert "does not serve example.org/v9 Gadget" in done["reason"]
     assert "nothing was written" in done["reason"]
     assert local_cluster.core().list_namespaced_config_map(target).items == [] or all(
-        c.metadata.name == "kube-root-ca.crt" for c in local_cluster.core().list_namespaced_config_map(target).items
+        c.metadata.name == "kube-root-ca.crt"
+        for c in local_cluster.core().list_namespaced_config_map(target).items
     )
 
 
@@ -229,9 +246,13 @@ def test_a_damaged_snapshot_is_refused_with_a_clear_reason_and_nothing_written(
     source = local_cluster.new_namespace("dmg")
     _seed(local_cluster, source)
     cluster = cluster_on(org_a, local_cluster, name="dmg")
-    snap = _snapshot(client_a, org_a, cluster.pk, include_namespaces=[source], include_kinds=["ConfigMap", "Secret"])
+    snap = _snapshot(
+        client_a, org_a, cluster.pk, include_namespaces=[source], include_kinds=["ConfigMap", "Secret"]
+    )
     root = Path(settings.FLOTILLA_SNAPSHOT_DIR) / org_a.schema_name
-    chunks = sorted(p for p in root.rglob("*") if p.is_file() and snap["uuid"] in str(p) and "/chunks/" in str(p))
+    chunks = sorted(
+        p for p in root.rglob("*") if p.is_file() and snap["uuid"] in str(p) and "/chunks/" in str(p)
+    )
     manifest = next(p for p in root.rglob("manifest") if snap["uuid"] in str(p))
     expected = {
         "tampered": "tamper",
@@ -272,7 +293,11 @@ def test_a_damaged_snapshot_is_refused_with_a_clear_reason_and_nothing_written(
 
 
 def test_another_org_cannot_see_or_restore_a_snapshot(
-    client_a: APIClient, client_b: APIClient, org_a: Organization, org_b: Organization, local_cluster: LocalCluster
+    client_a: APIClient,
+    client_b: APIClient,
+    org_a: Organization,
+    org_b: Organization,
+    local_cluster: LocalCluster,
 ) -> None:
     source = local_cluster.new_namespace("iso")
     _seed(local_cluster, source)
@@ -283,7 +308,9 @@ def test_another_org_cannot_see_or_restore_a_snapshot(
         assert_error(client_b.get(url), 404, "not_found")
         assert_error(client_b.delete(url), 404, "not_found")
     assert client_b.get(BASE).json()["count"] == 0
-    refused = client_b.post(f"{BASE}restores/", {"snapshot": snap["id"], "target": cluster_b.pk}, format="json")
+    refused = client_b.post(
+        f"{BASE}restores/", {"snapshot": snap["id"], "target": cluster_b.pk}, format="json"
+    )
     assert_error(refused, 404, "not_found")
     # Org B's storage is its own directory: even A's snapshot copied there does not open for B.
     a_root = Path(settings.FLOTILLA_SNAPSHOT_DIR) / org_a.schema_name
