@@ -78,7 +78,8 @@ with schema_context(org.schema_name):
     source = Cluster.objects.get(name=args["source"])
     started = time.perf_counter()
     if args["action"] == "snapshot":
-        requested = snapshots.create_snapshot(actor, source, name=args["name"], selection=args.get("selection"))
+        requested = snapshots.create_snapshot(
+            actor, source, name=args["name"], selection=args.get("selection"))
         op = drive(requested.operation)
         seconds = time.perf_counter() - started
         snap = Snapshot.objects.get(pk=requested.snapshot.pk)
@@ -195,10 +196,11 @@ def _floor_create(kubeconfig: str, namespace: str, count: int, workers: int) -> 
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    from tests.snapshots.corpus import load_corpus
+
     from bench import load_objects
     from clusters.local import binaries
     from clusters.local.runtime import LocalClusterSpec, LocalRuntime, NodePoolSpec
-    from tests.snapshots.corpus import load_corpus
 
     version = binaries.available_k8s_versions()[0]
     results: dict[str, Any] = {"sizes": {}, "velero": None}
@@ -314,7 +316,8 @@ def _line(n: int, what: str, got: dict[str, Any], floor: float) -> str:
     share = 100 * floor / got["seconds"] if got["seconds"] else 0
     return (
         f"N={n:>7,}  {what:8} {got['objects']:>8,} objects in {got['seconds']:7.1f} s = {rate:8,.0f}/s  "
-        f"peak RSS {got['peak_rss_mib']:6.0f} MiB  API floor {floor:6.1f} s ({share:3.0f}% of the time)  [{got['status']}]"
+        f"peak RSS {got['peak_rss_mib']:6.0f} MiB  API floor {floor:6.1f} s ({share:3.0f}% of the time)  "
+        f"[{got['status']}]"
     )
 
 
@@ -342,7 +345,8 @@ def _print_peer(peer: dict[str, Any]) -> None:
         ratio = ours / theirs if "RSS" not in label else theirs / ours
         print(f"{label:28}{ours:>12,.1f}{theirs:>12,.1f}{ratio:>9.1f}x")
     print(
-        f"Velero: backup {v['backup_seconds']:.1f} s ({v['backup_phase']}), restore {v['restore_seconds']:.1f} s ({v['restore_phase']})"
+        f"Velero: backup {v['backup_seconds']:.1f} s ({v['backup_phase']}), "
+        f"restore {v['restore_seconds']:.1f} s ({v['restore_phase']})"
     )
 
 
