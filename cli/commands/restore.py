@@ -165,7 +165,8 @@ def _started(out: Output, restore: JsonObject) -> None:
 
 def finish(out: Output, api: ApiClient, restore: JsonObject, timeout: float | None) -> None:
     """Follow a restore or preview to its end, print its report, exit 9 unless it ended well."""
-    final = follow_resource(api, out, restore, restore_path(restore["id"]), timeout) or restore
+    followed = follow_resource(api, out, restore, restore_path(restore["id"]), timeout)
+    final = followed.resource or restore
     items = report_items(api, final)
     preview = final.get("mode") == "preview"
     counts = (
@@ -189,7 +190,7 @@ def finish(out: Output, api: ApiClient, restore: JsonObject, timeout: float | No
         detail = f"; {failed:,} of {total:,} objects failed" if failed else ""
         fail(
             f"{_label(final)} {'ended partial' if status == 'partial' else text_of(status)}{reason}{detail}",
-            final.get("operation"),
+            followed.operation,
             hint=f"`flotilla restores report {final['id']} --result failed` lists the failures",
         )
     if preview and not out.is_json:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Annotated
 
 import typer
@@ -229,22 +230,35 @@ def find_location(api: ApiClient, text: str) -> JsonObject:
 # --- following an operation that carries a snapshot or a restore ---------------------------------
 
 
+@dataclass(frozen=True)
+class Followed:
+    """A followed resource as it is now (None: the API no longer has it), and its operation as last seen."""
+
+    resource: JsonObject | None
+    operation: JsonObject | None
+
+
 def follow_resource(
     api: ApiClient, out: Output, resource: JsonObject, path: str, timeout: float | None
-) -> JsonObject | None:
-    """Wait for the resource's operation to end, then the resource as it is (None: it is gone).
+) -> Followed:
+    """Wait for the resource's operation to end, then read the resource again.
 
     A wait that timed out or was interrupted ends here with exit 10 or 130 (the resource is
     printed first in JSON mode); whether the resource came out well is for the caller to judge.
     """
     operation = resource.get("operation")
-    if isinstance(operation, dict) and "id" in operation and not is_finished(operation):
-        result = wait_for_operation(api, operation, timeout=timeout)
+    last = operation if isinstance(operation, dict) else None
+    if last is not None and "id" in last and not is_finished(last):
+        result = wait_for_operation(api, last, timeout=timeout)
+        last = result.operation
         if result.timed_out or result.interrupted:
             if out.is_json:
-                out.json(fresh(api, path) or {**resource, "operation": result.operation})
+                out.json(fresh(api, path) or {**resource, "operation": last})
             conclude(result)
-    return fresh(api, path)
+    now = fresh(api, path)
+    # The API may drop a finished operation from the resource: its error is still worth telling.
+    current = now.get("operation") if now is not None else None
+    return Followed(now, current if isinstance(current, dict) else last)
 
 
 def fresh(api: ApiClient, path: str) -> JsonObject | None:
@@ -347,14 +361,15 @@ def create(
             out.result(f"Taking {label}: {_operation_text(snapshot)}.")
             operation_note(out, snapshot)
             return
-        final = follow_resource(api, out, snapshot, snapshot_path(snapshot), seconds) or snapshot
+        followed = follow_resource(api, out, snapshot, snapshot_path(snapshot), seconds)
+    final = followed.resource or snapshot
     if out.is_json:
         out.json(final)
     if final.get("status") != "completed":
         reason = f" ({final['reason']})" if final.get("reason") else ""
         fail(
             f"{label} {text_of(final.get('status'))}{reason}",
-            final.get("operation"),
+            followed.operation,
             hint=f"`flotilla snapshots get {final.get('id')}` shows its conditions",
         )
     if not out.is_json:
@@ -440,14 +455,11 @@ def delete(
             operation_note(out, accepted)
             return
         # The API may stop showing a deleted snapshot at all: gone is deleted.
-        final = follow_resource(api, out, {**item, **accepted}, snapshot_path(item), seconds) or {
-            **item,
-            **accepted,
-            "status": LIVE_GONE,
-        }
+        followed = follow_resource(api, out, {**item, **accepted}, snapshot_path(item), seconds)
+    final = followed.resource or {**item, **accepted, "status": LIVE_GONE}
     if out.is_json:
         out.json(final)
     if final.get("status") != LIVE_GONE:
-        fail(f"snapshot {name} is still {text_of(final.get('status'))}", final.get("operation"))
+        fail(f"snapshot {name} is still {text_of(final.get('status'))}", followed.operation)
     if not out.is_json:
         out.result(f"Deleted snapshot {name}.")
