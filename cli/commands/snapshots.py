@@ -247,6 +247,9 @@ def follow_resource(
     printed first in JSON mode); whether the resource came out well is for the caller to judge.
     """
     operation = resource.get("operation")
+    if not isinstance(operation, dict):
+        # An answer made before the operation was attached to it: the resource itself knows it now.
+        operation = (fresh(api, path) or {}).get("operation")
     last = operation if isinstance(operation, dict) else None
     if last is not None and "id" in last and not is_finished(last):
         result = wait_for_operation(api, last, timeout=timeout)

@@ -988,3 +988,39 @@ def test_storage_delete(run: Callable[..., Result], api: FakeApi) -> None:
     assert deleted.exit_code == 0, deleted.output
     assert deleted.stdout == "Deleted storage location backups.\n"
     assert_error(run("storage", "delete", "nowhere", "--yes"), 5, "no storage location named 'nowhere'")
+
+
+def test_wait_finds_the_operation_when_the_answer_had_none(run: Callable[..., Result], api: FakeApi) -> None:
+    api.on("POST", SNAPSHOTS, snapshot(status="pending"), status=202)
+    api.on("GET", f"{SNAPSHOTS}5/", snapshot(status="pending", operation=snap_op()), snapshot())
+    api.on("GET", f"{OPERATIONS}40/", snap_op("succeeded", progress=100))
+
+    result = run("snapshots", "create", "demo", "--wait")
+
+    assert result.exit_code == 0, result.output
+    assert ("GET", f"{OPERATIONS}40/") in api.calls()
+    assert result.stdout.startswith("Snapshot nightly is completed")
+
+
+def test_storage_add_prompts_for_the_secret_on_a_terminal_without_echoing_it(
+    run: Callable[..., Result], api: FakeApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(storage_cmd, "stdin_is_terminal", lambda: True)
+    api.on("POST", LOCATIONS, location(), status=201)
+
+    result = run(
+        "storage",
+        "add",
+        "backups",
+        "--kind",
+        "s3",
+        "--bucket",
+        "b",
+        "--access-key",
+        "AK",
+        input=SECRET + "\n",
+    )
+
+    assert result.exit_code == 0, result.output
+    assert api.body("POST", LOCATIONS)["credentials"] == {"key": "AK", "secret": SECRET}
+    assert "Secret key" in result.output and SECRET not in result.output
