@@ -184,7 +184,7 @@ def finish(out: Output, api: ApiClient, restore: JsonObject, timeout: float | No
         out.result("")
         print_report(out, items, unchanged_hidden=True)
     if status != SUCCESS:
-        failed = counts.get("failed") or 0
+        failed = counts.get("failed") if isinstance(counts.get("failed"), int) else 0
         total = sum(v for v in counts.values() if isinstance(v, int))
         reason = f" ({final['reason']})" if final.get("reason") else ""
         detail = f"; {failed:,} of {total:,} objects failed" if failed else ""

@@ -377,6 +377,11 @@ def create(
         )
     if not out.is_json:
         out.result(_done_text(final))
+    # A snapshot that completed with a caveat (a list that could not be read consistently) says so.
+    for condition in conditions(final):
+        if condition.get("status") == "True":
+            why = condition.get("message") or condition.get("reason")
+            out.warn(f"{text_of(condition.get('type'))}: {text_of(why)}")
 
 
 @app.command("list")

@@ -370,6 +370,29 @@ def test_create_wait_shows_objects_and_bytes_then_the_result(
     )
     assert "operation 40 (snapshot demo):  30% running - 400 objects, 1.2 MiB" in result.stderr
     assert "operation 40 (snapshot demo):  80% running - 1,100 objects, 4.0 MiB" in result.stderr
+    assert "warning:" not in result.stderr
+
+
+def test_create_wait_warns_of_the_conditions_of_a_completed_snapshot(
+    run: Callable[..., Result], api: FakeApi
+) -> None:
+    api.on("POST", SNAPSHOTS, snapshot(status="pending", operation=snap_op()), status=202)
+    api.on("GET", f"{OPERATIONS}40/", snap_op("succeeded", progress=100))
+    caveat = {
+        "type": "ListIncomplete",
+        "status": "True",
+        "reason": "ContinueExpired",
+        "message": "v1 Event: the list changed while it was read",
+    }
+    api.on(
+        "GET", f"{SNAPSHOTS}5/", snapshot(conditions=[caveat, {**caveat, "type": "Other", "status": "False"}])
+    )
+
+    result = run("snapshots", "create", "demo", "--wait")
+
+    assert result.exit_code == 0, result.output
+    assert "warning: ListIncomplete: v1 Event: the list changed while it was read" in result.stderr
+    assert "Other" not in result.stderr
 
 
 def test_create_wait_on_a_failed_snapshot_exits_9_with_why(run: Callable[..., Result], api: FakeApi) -> None:
