@@ -29,5 +29,7 @@ class SnapshotsDirectoryConfig(AppConfig):
             )
         )
         register_list(
-            DirectoryList(app_label="snapshots", label="Restores", model=RestoreEntry, rebuild=rebuild_snapshots)
+            DirectoryList(
+                app_label="snapshots", label="Restores", model=RestoreEntry, rebuild=rebuild_snapshots
+            )
         )

@@ -119,7 +119,9 @@ def _warning(conditions: Any) -> str:
     for condition in conditions:
         if isinstance(condition, dict) and str(condition.get("status", "")) == "False":
             detail = condition.get("message") or condition.get("reason") or ""
-            found.append(f"{condition.get('type', '?')}: {detail}" if detail else str(condition.get("type", "?")))
+            found.append(
+                f"{condition.get('type', '?')}: {detail}" if detail else str(condition.get("type", "?"))
+            )
     return _short("; ".join(found))
 
 
