@@ -19,6 +19,7 @@ class SnapshotsDirectoryConfig(AppConfig):
 
     def ready(self) -> None:
         from clusters.directory.registry import DirectoryList, register_list
+        from orgs.navigation import AdminLink, register_admin_link
         from snapshots.directory.models import RestoreEntry, SnapshotEntry
         from snapshots.directory.services import rebuild_snapshots
 
@@ -33,3 +34,7 @@ class SnapshotsDirectoryConfig(AppConfig):
                 app_label="snapshots", label="Restores", model=RestoreEntry, rebuild=rebuild_snapshots
             )
         )
+        # Each org's row in the organisations list links to its own pages (snapshots.admin).
+        register_admin_link(AdminLink("snapshots", "admin:snapshots_snapshot_changelist"))
+        register_admin_link(AdminLink("restores", "admin:snapshots_restore_changelist"))
+        register_admin_link(AdminLink("storage", "admin:snapshots_storagelocation_changelist"))

@@ -601,6 +601,9 @@ class TestStaffLists:
             0
         )
         assert "app-snapshots_directory" not in page  # the entries' own app is not listed twice
+        org_page = staff.get("/admin/orgs/organization/").content.decode()
+        for model in ("snapshot", "restore", "storagelocation"):
+            assert f"/admin/snapshots/{model}/?schema={org_a.schema_name}" in org_page
         # Without an org, the tenant lists lead to the lists across orgs.
         assert staff.get("/admin/snapshots/snapshot/")["Location"] == SNAPSHOTS
         assert staff.get("/admin/snapshots/restore/")["Location"] == RESTORES
