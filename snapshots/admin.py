@@ -75,7 +75,10 @@ class SnapshotAdmin(TenantModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Snapshot]:
         qs: QuerySet[Snapshot] = super().get_queryset(request)
-        return qs.defer("location__credentials")
+        # Joined on the change page too (list_select_related is the changelist's only), so the
+        # location's credentials and the cluster's kubeconfig are never loaded with them.
+        joined = qs.select_related("location", "cluster")
+        return joined.defer("location__credentials", "cluster__kubeconfig", "cluster__bootstrap_secret")
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [f.name for f in Snapshot._meta.fields]
@@ -132,7 +135,8 @@ class RestoreAdmin(TenantModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Restore]:
         qs: QuerySet[Restore] = super().get_queryset(request)
-        return qs.defer("target__kubeconfig", "target__bootstrap_secret")
+        joined = qs.select_related("snapshot", "target")
+        return joined.defer("target__kubeconfig", "target__bootstrap_secret")
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [f.name for f in Restore._meta.fields]

@@ -49,6 +49,7 @@ ACCESS_KEY = "AKIAFLOTILLATESTKEY"
 SECRET_KEY = "wJalrXUtnFEMI-s3cr3t-storage-key"
 SECRET_IN_DIFF = "cGFzc3dvcmQtaW4tZGlmZg"
 MIB = 1024 * 1024
+SECRET_COLUMNS = ('"snapshots_storagelocation"."credentials"', '"clusters_cluster"."kubeconfig"')
 
 
 @pytest.fixture
@@ -695,10 +696,14 @@ class TestTenantAdmin:
             f"/admin/clusters/cluster/{cluster.pk}/change/?{schema}",
         ]
         for url in urls:
-            response = staff.get(url)
+            with CaptureQueriesContext(connection) as queries:
+                response = staff.get(url)
             assert response.status_code == 200, url
             for secret in (ACCESS_KEY, SECRET_KEY, ciphertext, SECRET_IN_DIFF):
                 assert secret.encode() not in response.content, (url, secret)
+            # Nor read: no page selects the column (so nothing decrypts it), nor a cluster's kubeconfig.
+            read = [q["sql"] for q in queries if any(column in q["sql"] for column in SECRET_COLUMNS)]
+            assert not read, (url, read)
         location_page = staff.get(f"/admin/snapshots/storagelocation/{location.pk}/change/?{schema}").content
         page = location_page.decode()
         assert f"{org_a.slug}-snapshots" in page and "eu-west-1" in page
