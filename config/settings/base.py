@@ -41,6 +41,7 @@ SHARED_APPS = [
     "channels_postgres",
     # The staff directory: public-schema entries of every org's clusters and operations.
     "clusters.directory",
+    "snapshots.directory",
 ]
 TENANT_APPS = [
     "django.contrib.contenttypes",
