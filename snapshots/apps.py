@@ -19,3 +19,7 @@ class SnapshotsConfig(AppConfig):
         from snapshots.permissions import MATRIX
 
         register_actions(MATRIX)
+
+        from snapshots.services.jobs import register_snapshot_jobs
+
+        register_snapshot_jobs()

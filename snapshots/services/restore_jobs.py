@@ -233,6 +233,8 @@ class RestoreJob(Job):
         state = dict(run.operation.state or {})
         if "order" not in state:
             return self._open(run, ctx, state)
+        if int(state.get("checked", len(state["order"]))) < len(state["order"]):
+            return self._precheck(run, ctx, state)
         if state.get("waiting_crds"):
             return self._wait_crds(run, ctx, state)
         if int(state["pos"]) < len(state["order"]):
@@ -270,7 +272,7 @@ class RestoreJob(Job):
         restore.counts = {**empty_counts(), **(state.get("counts") or {})}
         done = sum(restore.counts[k] for k in ("created", "updated"))
         told = message
-        if restore.mode == RestoreMode.RESTORE and "order" in state:
+        if restore.mode == RestoreMode.RESTORE and "order" in state and int(state.get("pos") or 0) > 0:
             told += (
                 f" — {done:,} objects were restored before it stopped (see the report); the rest were not."
             )
@@ -373,11 +375,58 @@ class RestoreJob(Job):
             "total": manifest.object_count,
             "seen": 0,
             "selected_services": selected_services,
+            # With the `fail` policy, every object is first looked up in the target: one that
+            # exists fails the restore before anything is written.
+            "checked": 0 if ctx.existing == ExistingPolicy.FAIL and not ctx.preview else len(order),
+            "conflicts": 0,
         }
         self._save(run, state)
         ctx.services_with_selector = frozenset((ns, name) for ns, name in selected_services)
         verb = "Previewing" if ctx.preview else "Restoring"
         return Outcome.step(f"{verb} {manifest.object_count:,} objects in {len(order)} chunks", progress=1)
+
+    def _precheck(self, run: Run, ctx: Context, state: dict[str, Any]) -> Outcome:
+        """One chunk's objects looked up in the target (the `fail` policy); at the end, any that
+        exists fails the restore with nothing written."""
+        pos = int(state["checked"])
+        index = int(state["order"][pos])
+        candidates = []
+        for obj in ctx.objects(index):
+            if self._screen(ctx, obj) is not None or created_by_target(obj):
+                continue
+            desired = clean(obj, namespace_map=ctx.namespace_map, storage_class_map=ctx.storage_class_map)
+            if kube.discovery(ctx.client).find(str(desired["apiVersion"]), str(desired["kind"])) is not None:
+                candidates.append(desired)
+        with ThreadPoolExecutor(max_workers=ctx.workers, thread_name_prefix="restore-check") as pool:
+            found = list(pool.map(lambda d: self._live(ctx, d), candidates))
+        rows = []
+        for desired, live in zip(candidates, found, strict=True):
+            if live is None:
+                continue
+            dmeta = _meta(desired)
+            rows.append(
+                Row(
+                    str(desired["apiVersion"]),
+                    str(desired["kind"]),
+                    str(dmeta.get("namespace") or ""),
+                    "",
+                    str(dmeta.get("name") or ""),
+                    ItemAction.CONFLICT,
+                    ItemResult.FAILED,
+                    "exists in the target (the policy for existing objects is 'fail')",
+                )
+            )
+        state["checked"] = pos + 1
+        state["conflicts"] = int(state["conflicts"]) + len(rows)
+        self._record(run, ctx, state, rows, stop=False)
+        if state["checked"] >= len(state["order"]) and state["conflicts"]:
+            raise RestoreRefused(
+                f"{state['conflicts']:,} objects already exist in the target and the policy for "
+                "existing objects is 'fail' (the report lists them)"
+            )
+        return Outcome.step(
+            f"Looked for existing objects in {pos + 1} of {len(state['order'])} chunks", progress=1
+        )
 
     def _wait_crds(self, run: Run, ctx: Context, state: dict[str, Any]) -> Outcome:
         pending = []
@@ -456,7 +505,9 @@ class RestoreJob(Job):
             progress=1 + int(97 * int(state["seen"]) / total),
         )
 
-    def _record(self, run: Run, ctx: Context, state: dict[str, Any], rows: list[Row]) -> None:
+    def _record(
+        self, run: Run, ctx: Context, state: dict[str, Any], rows: list[Row], *, stop: bool = True
+    ) -> None:
         """The chunk's report rows and the checkpoint, in one transaction."""
         seq = int(state["seq"])
         counts = state["counts"]
@@ -484,11 +535,14 @@ class RestoreJob(Job):
             if row.source_uid in ctx.owner_uids and row.target_uid:
                 state["uid_map"][row.source_uid] = row.target_uid
         state["seq"] = seq
-        stop = next(
+        stopped = next(
             (
                 r
                 for r in rows
-                if r.action == ItemAction.CONFLICT and not ctx.preview and ctx.existing == ExistingPolicy.FAIL
+                if stop
+                and r.action == ItemAction.CONFLICT
+                and not ctx.preview
+                and ctx.existing == ExistingPolicy.FAIL
             ),
             None,
         )
@@ -497,10 +551,10 @@ class RestoreJob(Job):
             self._save(run, state)
             Restore.objects.filter(pk=ctx.restore.pk).update(counts=counts)
         ctx.restore.counts = counts
-        if stop is not None:
-            where = f"{stop.namespace}/" if stop.namespace else ""
+        if stopped is not None:
+            where = f"{stopped.namespace}/" if stopped.namespace else ""
             raise RestoreRefused(
-                f"{stop.kind} {where}{stop.name} already exists in the target and the policy for existing "
+                f"{stopped.kind} {where}{stopped.name} already exists in the target and the policy for existing "
                 "objects is 'fail'"
             )
 

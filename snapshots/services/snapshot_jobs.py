@@ -318,11 +318,12 @@ class SnapshotJob(Job):
         try:
             for page in pages:
                 for obj in page.get("items") or []:
+                    # A list's items carry no apiVersion or kind of their own.
+                    obj["apiVersion"], obj["kind"] = api_version, kind
                     if not selection.wants(obj):
                         continue
                     meta = obj.get("metadata") or {}
                     meta.pop("managedFields", None)
-                    obj["apiVersion"], obj["kind"] = api_version, kind
                     for ref in meta.get("ownerReferences") or []:
                         if isinstance(ref, dict) and ref.get("uid"):
                             owners.add(str(ref["uid"]))
