@@ -164,6 +164,8 @@ def test_corpus_loads_reads_back_through_discovery_and_unloads(local_cluster: Lo
     client = kube.connect(local_cluster.kubeconfig, trusted=True)
     try:
         summary = load_corpus(local_cluster.kubeconfig, prefix)
+        # A second copy side by side: the shared CRDs and StorageClass are found in place.
+        assert load_corpus(local_cluster.kubeconfig, f"{prefix}2") == summary
         expected = {identity(o): o for o in corpus_objects(prefix)}
         assert summary["objects"] == len(expected)
         assert summary["kinds"]["v1/ConfigMap"] == len(
@@ -210,7 +212,15 @@ def test_corpus_loads_reads_back_through_discovery_and_unloads(local_cluster: Lo
         big = next(i for i in page["items"] if i["metadata"]["name"] == BIG_CONFIG_MAP)
         assert sum(len(v.encode()) for v in big["data"].values()) == BIG_BYTES
         assert big["data"] == expected[("", "ConfigMap", f"{prefix}-c", BIG_CONFIG_MAP)]["data"]
+
+        # Unloading one copy leaves the other whole, shared objects included.
+        unload_corpus(local_cluster.kubeconfig, f"{prefix}2")
+        kube.get(client, "apiextensions.k8s.io/v1", "CustomResourceDefinition", f"widgets.{GROUP}")
+        kube.get(client, "storage.k8s.io/v1", "StorageClass", STORAGE_CLASS)
+        blue = kube.get(client, f"{GROUP}/v1", "Widget", "blue", f"{prefix}-b")
+        assert blue["metadata"]["finalizers"] == [FINALIZER]
     finally:
+        unload_corpus(local_cluster.kubeconfig, f"{prefix}2")  # a no-op when it is gone already
         unload_corpus(local_cluster.kubeconfig, prefix)
 
     for name in corpus_namespaces(prefix):
@@ -220,5 +230,10 @@ def test_corpus_loads_reads_back_through_discovery_and_unloads(local_cluster: Lo
         api = "rbac.authorization.k8s.io/v1" if kind == "ClusterRole" else "scheduling.k8s.io/v1"
         with pytest.raises(kube.NotFound):
             kube.get(client, api, kind, name)
-    with pytest.raises(kube.NotFound):  # the last copy took the shared CRDs with it
-        kube.get(client, "apiextensions.k8s.io/v1", "CustomResourceDefinition", f"widgets.{GROUP}")
+    for api, kind, name in (
+        ("apiextensions.k8s.io/v1", "CustomResourceDefinition", f"widgets.{GROUP}"),
+        ("apiextensions.k8s.io/v1", "CustomResourceDefinition", f"realms.{GROUP}"),
+        ("storage.k8s.io/v1", "StorageClass", STORAGE_CLASS),
+    ):
+        with pytest.raises(kube.NotFound):  # the last copy took the shared objects with it
+            kube.get(client, api, kind, name)

@@ -17,6 +17,7 @@ belong in kube-system, and the corpus stays out of kube-* namespaces.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import ipaddress
 import re
@@ -122,9 +123,8 @@ def corpus_objects(
 
 def is_shared(obj: dict[str, Any]) -> bool:
     """Whether an object is one every copy in a cluster shares (the CRDs, the StorageClass)."""
-    return obj["kind"] == "CustomResourceDefinition" or (
-        obj["kind"] == "StorageClass" and obj["metadata"]["name"] == STORAGE_CLASS
-    )
+    kind, name = str(obj["kind"]), str(obj["metadata"]["name"])
+    return kind == "CustomResourceDefinition" or (kind == "StorageClass" and name == STORAGE_CLASS)
 
 
 def load_corpus(kubeconfig: str, prefix: str) -> dict[str, Any]:
@@ -162,16 +162,19 @@ def unload_corpus(kubeconfig: str, prefix: str) -> None:
     for obj in reversed(_load_order(objects)):
         if obj["kind"] != "Namespace" and not obj["metadata"].get("namespace") and not is_shared(obj):
             _delete(client, obj)
-    _wait_gone(client, names)
+    _wait_gone(client, [("v1", "Namespace", name) for name in names])
     others = [
         ns
         for ns in kube.list_items(client, ("v1", "Namespace"), label_selector=CORPUS_LABEL)
         if ns["metadata"]["labels"].get(CORPUS_LABEL) not in (prefix, SHARED)
     ]
     if not others:
-        for obj in objects:
-            if is_shared(obj):
-                _delete(client, obj)
+        shared = [obj for obj in objects if is_shared(obj)]
+        for obj in shared:
+            _delete(client, obj)
+        # A CRD is removed after its custom resources: a load that came before it was gone
+        # would find it Terminating.
+        _wait_gone(client, [(o["apiVersion"], o["kind"], o["metadata"]["name"]) for o in shared])
 
 
 def _check_prefix(prefix: str) -> None:
@@ -296,7 +299,9 @@ def _wait_established(client: kube.Client, crds: list[dict[str, Any]]) -> None:
     pending = list(crds)
     while pending:
         crd = pending[0]
-        found = kube.get(client, "apiextensions.k8s.io/v1", "CustomResourceDefinition", crd["metadata"]["name"])
+        found = kube.get(
+            client, "apiextensions.k8s.io/v1", "CustomResourceDefinition", crd["metadata"]["name"]
+        )
         conditions = (found.get("status") or {}).get("conditions") or []
         if any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions):
             pending.pop(0)
@@ -321,7 +326,7 @@ def _wait_established(client: kube.Client, crds: list[dict[str, Any]]) -> None:
 
 def _strip_finalizers(client: kube.Client, obj: dict[str, Any]) -> None:
     meta = obj["metadata"]
-    try:
+    with contextlib.suppress(kube.NotFound):  # never loaded, or its CRD is gone already
         kube.patch(
             client,
             obj["apiVersion"],
@@ -330,27 +335,24 @@ def _strip_finalizers(client: kube.Client, obj: dict[str, Any]) -> None:
             {"metadata": {"finalizers": None}},
             namespace=meta.get("namespace"),
         )
-    except kube.NotFound:
-        pass  # never loaded, or its CRD is gone already
 
 
 def _delete(client: kube.Client, obj: dict[str, Any]) -> None:
     meta = obj["metadata"]
-    try:
-        kube.delete(client, obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"), missing_ok=True)
-    except kube.NotFound:
-        pass  # the kind itself is not served (its CRD was removed)
+    # NotFound also when the kind itself is no longer served (its CRD was removed).
+    with contextlib.suppress(kube.NotFound):
+        kube.delete(client, obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
 
 
-def _wait_gone(client: kube.Client, namespaces: list[str]) -> None:
-    """Wait until the namespaces are deleted: their objects are gone with them."""
+def _wait_gone(client: kube.Client, objects: list[tuple[str, str, str]]) -> None:
+    """Wait until deleted cluster-scoped objects (apiVersion, kind, name) are gone for good."""
     deadline = time.monotonic() + _WAIT
-    for name in namespaces:
+    for api_version, kind, name in objects:
         while True:
             try:
-                kube.get(client, "v1", "Namespace", name)
+                kube.get(client, api_version, kind, name)
             except kube.NotFound:
                 break
             if time.monotonic() > deadline:
-                raise TimeoutError(f"namespace {name} still there {_WAIT:.0f} s after its deletion")
+                raise TimeoutError(f"{kind} {name} still there {_WAIT:.0f} s after its deletion")
             time.sleep(0.25)
