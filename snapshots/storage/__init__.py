@@ -7,9 +7,9 @@ from snapshots.storage.stores import LocalStore, Store, check_store, open_store
 __all__ = [
     "LocalStore",
     "ObjectMissing",
-    "Store",
     "StorageRefused",
     "StorageUnavailable",
+    "Store",
     "StoreConfig",
     "check_key",
     "check_store",

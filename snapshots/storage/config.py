@@ -156,5 +156,7 @@ def _prefix_problem(prefix: str) -> str:
     try:
         check_key(prefix.rstrip("/") if prefix.endswith("/") and not prefix.endswith("//") else prefix)
     except ValueError:
-        return 'A prefix is a relative path: no leading "/", no "..", "//", backslashes or control characters.'
+        return (
+            'A prefix is a relative path: no leading "/", no "..", "//", backslashes or control characters.'
+        )
     return ""

@@ -23,6 +23,7 @@ from typing import Any
 import requests
 from libcloud.common.exceptions import BaseHTTPError
 from libcloud.common.types import InvalidCredsError, LibcloudError
+from libcloud.http import LibcloudConnection
 from libcloud.storage.base import Container, Object
 from libcloud.storage.drivers.local import LocalStorageDriver
 from libcloud.storage.drivers.s3 import REGION_TO_HOST_MAP, BaseS3StorageDriver, S3StorageDriver
@@ -135,7 +136,7 @@ class Store:
 
     def _object(self, name: str) -> Any:
         return Object(
-            name=name, size=0, hash=None, extra={}, meta_data={}, container=self.container, driver=self.driver
+            name=name, size=0, hash="", extra={}, meta_data={}, container=self.container, driver=self.driver
         )
 
     @contextlib.contextmanager
@@ -186,7 +187,7 @@ class LocalStore(Store):
         (root / LOCAL_CONTAINER).mkdir(exist_ok=True, mode=0o700)
         (root / _INCOMING).mkdir(exist_ok=True, mode=0o700)
         self.root = root
-        driver = LocalStorageDriver(str(root))
+        driver: Any = LocalStorageDriver(str(root))  # type: ignore[no-untyped-call]
         super().__init__(driver, LOCAL_CONTAINER, "", f"local:{schema_name}", bucket=LOCAL_CONTAINER)
 
     def put(self, key: str, data: bytes) -> None:
@@ -218,6 +219,22 @@ class LocalStore(Store):
             with self._failures("deleting", key):
                 self.driver.delete_object(self._object(name))
 
+    def keys(self, prefix: str) -> Iterator[str]:
+        """The relative keys under `prefix`.
+
+        libcloud's local driver lists (and stats, and sorts) the whole container to filter it by
+        prefix: the walk starts at the deepest directory the prefix names instead.
+        """
+        check_key(prefix, prefix=True)
+        container = self.root / LOCAL_CONTAINER
+        with self._failures("listing", prefix):
+            for folder, subfolders, files in os.walk(container / prefix.rpartition("/")[0]):
+                subfolders.sort()
+                for name in sorted(files):
+                    relative = Path(folder, name).relative_to(container).as_posix()
+                    if relative.startswith(prefix):
+                        yield relative
+
     def exists(self, key: str) -> bool:
         """Whether `key` is there (a directory of keys is not a key)."""
         return (self.root / LOCAL_CONTAINER / self.name_of(key)).is_file()
@@ -228,7 +245,31 @@ class LocalStore(Store):
             self.driver.get_container(LOCAL_CONTAINER)
 
 
-class _EndpointS3Driver(S3StorageDriver):  # type: ignore[misc]
+class _BoundedConnection(LibcloudConnection):
+    """libcloud's HTTP connection with its timeout on raw requests too.
+
+    libcloud sends object uploads and downloads as prepared requests without the connection's
+    timeout, so a location that stops answering mid-transfer would hang the caller for good.
+    """
+
+    def prepared_request(
+        self,
+        method: str,
+        url: str,
+        body: Any = None,
+        headers: Any = None,
+        raw: bool = False,
+        stream: bool = False,
+    ) -> None:
+        session: Any = self.session
+        headers = self._normalize_headers(headers=headers)  # type: ignore[no-untyped-call]
+        request = requests.Request(method, f"{self.host}{url}", data=body, headers=headers)
+        self.response = session.send(
+            session.prepare_request(request), stream=stream, verify=self.verification, timeout=session.timeout
+        )
+
+
+class _EndpointS3Driver(S3StorageDriver):
     """libcloud's S3 driver at an S3-compatible endpoint whose region names AWS does not have.
 
     The region only enters the request signature, so the driver is built for a region libcloud
@@ -236,7 +277,7 @@ class _EndpointS3Driver(S3StorageDriver):  # type: ignore[misc]
     """
 
     def __init__(self, key: str, secret: str, *, region: str, **kwargs: Any) -> None:
-        super().__init__(key, secret, region="us-east-1", **kwargs)
+        super().__init__(key, secret, region="us-east-1", **kwargs)  # type: ignore[no-untyped-call]
         self.region_name = region
 
 
@@ -249,6 +290,9 @@ def open_store(config: StoreConfig) -> Store:
     scheme = "s3" if config.kind == "s3" else config.driver
     describe = f"{scheme}://{config.bucket}/{base}"
     driver = _driver(config)
+    driver.connection.conn_class = _BoundedConnection
+    # Some drivers connect while they are built: the next call reconnects with the bounded class.
+    driver.connection.connection = None
     if isinstance(driver, BaseS3StorageDriver):
         # One PUT per object: chunks are a few MiB, and a multipart upload would be three calls.
         driver.supports_s3_multipart_upload = False
@@ -266,7 +310,9 @@ def check_store(config: StoreConfig) -> None:
         store.put(probe, data)
         try:
             if store.get(probe) != data:
-                raise StorageUnavailable(f"{store.describe}: an object read back differs from what was written.")
+                raise StorageUnavailable(
+                    f"{store.describe}: an object read back differs from what was written."
+                )
         finally:
             store.delete(probe)
     except StorageUnavailable as exc:
@@ -287,10 +333,13 @@ def _driver(config: StoreConfig) -> Any:
                 if endpoint is None:
                     raise StorageRefused(
                         f"Unknown S3 region {region!r}.",
-                        fields={"region": ["Not an AWS region; give the endpoint of an S3-compatible service."]},
+                        fields={
+                            "region": ["Not an AWS region; give the endpoint of an S3-compatible service."]
+                        },
                     )
                 return _EndpointS3Driver(config.key, config.secret, region=region, **connection)
-            return S3StorageDriver(config.key, config.secret, region=region, **connection)
+            driver: Any = S3StorageDriver(config.key, config.secret, region=region, **connection)  # type: ignore[no-untyped-call]
+            return driver
         driver_class = get_driver(config.driver)
         if config.region:
             connection["region"] = config.region
@@ -315,7 +364,9 @@ def _endpoint(config: StoreConfig) -> Any:
     if parts.path.strip("/"):
         raise StorageRefused(
             "The storage endpoint must not have a path.",
-            fields={"endpoint": ["Give https://host[:port] only; the bucket and prefix are fields of their own."]},
+            fields={
+                "endpoint": ["Give https://host[:port] only; the bucket and prefix are fields of their own."]
+            },
         )
     return parts
 

@@ -13,9 +13,9 @@ import pytest
 
 from snapshots.storage import (
     ObjectMissing,
-    Store,
     StorageRefused,
     StorageUnavailable,
+    Store,
     StoreConfig,
     check_store,
     local_root,
@@ -198,7 +198,9 @@ def test_check_store_refuses_bad_credentials(s3: S3Emulator, which: str) -> None
         assert "not-the-secret-1234" not in text
 
 
-def test_check_store_refuses_loopback_unless_the_operator_allows_it(s3_server: S3Emulator, settings: Any) -> None:
+def test_check_store_refuses_loopback_unless_the_operator_allows_it(
+    s3_server: S3Emulator, settings: Any
+) -> None:
     settings.FLOTILLA_OUTBOUND_ALLOW = []
     settings.FLOTILLA_CLOUD_PRIVATE_ENDPOINTS = False
     with pytest.raises(StorageRefused) as refused:
@@ -225,7 +227,11 @@ def test_check_store_refuses_a_port_where_nothing_listens_quickly(settings: Any)
     settings.FLOTILLA_OUTBOUND_ALLOW = [f"127.0.0.1:{port}"]
     started = time.monotonic()
     with pytest.raises(StorageRefused) as refused:
-        check_store(StoreConfig("s3", "org_a", bucket=BUCKET, endpoint=f"http://127.0.0.1:{port}", key="k", secret="s"))
+        check_store(
+            StoreConfig(
+                "s3", "org_a", bucket=BUCKET, endpoint=f"http://127.0.0.1:{port}", key="k", secret="s"
+            )
+        )
     assert time.monotonic() - started < 5
     assert refused.value.fields == {"endpoint": ["the location could not be reached (connection refused)."]}
 
@@ -245,7 +251,9 @@ def test_check_store_refuses_an_unknown_or_forbidden_driver() -> None:
 
 def test_options_outside_the_allow_list_are_refused() -> None:
     with pytest.raises(StorageRefused) as refused:
-        check_store(StoreConfig("libcloud", "org_a", bucket=BUCKET, driver="s3", options={"host": "10.0.0.1"}))
+        check_store(
+            StoreConfig("libcloud", "org_a", bucket=BUCKET, driver="s3", options={"host": "10.0.0.1"})
+        )
     assert "host" in refused.value.fields["options"][0]
     with pytest.raises(StorageRefused) as refused:
         check_store(StoreConfig("local", "org_a", bucket="mine", prefix="x"))
@@ -309,3 +317,14 @@ def test_throughput_of_4_mib_objects(s3: S3Emulator, snapshot_dir: Path, capsys:
     with capsys.disabled():
         for name, (put, get) in figures.items():
             print(f"\n{name}: put {put:.0f} MiB/s, get {get:.0f} MiB/s (16 x 4 MiB)")
+
+
+def test_an_s3_compatible_region_name_aws_does_not_have(s3: S3Emulator) -> None:
+    """A non-AWS region is signed as given at an endpoint; without an endpoint it is refused."""
+    store = open_store(s3_config(s3, region="garage-1"))
+    assert store.driver.region_name == "garage-1"
+    store.put("snapshots/u/manifest", b"m")
+    assert store.get("snapshots/u/manifest") == b"m"
+    with pytest.raises(StorageRefused) as refused:
+        open_store(s3_config(s3, region="garage-1", endpoint=""))
+    assert list(refused.value.fields) == ["region"]
