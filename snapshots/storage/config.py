@@ -110,6 +110,8 @@ def validate_config(config: StoreConfig) -> None:
             errors["bucket"] = ["This field is required."]
         elif not _BUCKET.match(config.bucket):
             errors["bucket"] = ["A bucket name is 3 to 222 letters, digits, dots, dashes or underscores."]
+    if config.kind == "s3" and not (config.key and config.secret):
+        errors["credentials"] = ["An S3 location needs an access key and its secret."]
     if config.kind == "libcloud":
         driver_errors = _driver_problems(config)
         if driver_errors:

@@ -20,16 +20,20 @@ class StorageUnavailable(FlotillaError):
     """The location did not answer, or refused a call, at run time.
 
     `field` says which of the location's settings the failure points at (endpoint, bucket,
-    credentials), so that a check on save can turn it into a field error.
+    credentials) and `reason` is the message without the location, so that a check on save can
+    turn it into a field error.
     """
 
     code = "storage_unavailable"
     status = 503
 
-    def __init__(self, message: str, *, field: str = "endpoint", retryable: bool = True) -> None:
+    def __init__(
+        self, message: str, *, field: str = "endpoint", retryable: bool = True, reason: str = ""
+    ) -> None:
         super().__init__(message)
         self.field = field
         self.retryable = retryable
+        self.reason = reason or message
 
 
 class ObjectMissing(StorageUnavailable):

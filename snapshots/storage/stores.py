@@ -50,7 +50,11 @@ _INCOMING = ".incoming"
 
 
 class Store:
-    """One org's area of one location: keys are relative ('snapshots/<uuid>/manifest')."""
+    """One org's area of one location: keys are relative ('snapshots/<uuid>/manifest').
+
+    A store holds one libcloud connection, whose request signing keeps per-request state: each
+    thread opens its own store.
+    """
 
     def __init__(self, driver: Any, container: str, base: str, describe: str, *, bucket: str = "") -> None:
         self.driver = driver
@@ -143,36 +147,34 @@ class Store:
     def _failures(self, doing: str, key: str = "") -> Iterator[None]:
         """Every way a call can fail, as a StorageUnavailable that names the location."""
         where = f"{self.describe}: {doing}" + (f" {key}" if key else "")
+
+        def unavailable(reason: str, field: str = "endpoint", retryable: bool = True) -> StorageUnavailable:
+            return StorageUnavailable(f"{where}: {reason}", field=field, retryable=retryable, reason=reason)
+
         try:
             yield
         except StorageUnavailable:
             raise
-        except ObjectDoesNotExistError as exc:
+        except (ObjectDoesNotExistError, FileNotFoundError) as exc:
             raise ObjectMissing(f"{self.describe}: {key or 'the object'} is not there.", key=key) from exc
         except ContainerDoesNotExistError as exc:
-            raise StorageUnavailable(
-                f"{where}: the bucket {self.bucket} does not exist.", field="bucket", retryable=False
-            ) from exc
+            raise unavailable(f"the bucket {self.bucket} does not exist.", "bucket", False) from exc
         except InvalidCredsError as exc:
-            raise StorageUnavailable(
-                f"{where}: the key was refused{_service_code(exc)}.", field="credentials", retryable=False
-            ) from exc
+            raise unavailable(f"the key was refused{_service_code(exc)}.", "credentials", False) from exc
         except requests.exceptions.SSLError as exc:
-            raise StorageUnavailable(f"{where}: the TLS connection failed ({_tls_reason(exc)}).") from exc
+            raise unavailable(f"the TLS connection failed ({_tls_reason(exc)}).") from exc
         except requests.exceptions.Timeout as exc:
-            raise StorageUnavailable(f"{where}: no answer within {storage_timeout():g} s.") from exc
+            raise unavailable(f"no answer within {storage_timeout():g} s.") from exc
         except requests.exceptions.ConnectionError as exc:
             refused = "refused" in str(exc).lower()
-            raise StorageUnavailable(
-                f"{where}: the location could not be reached"
+            raise unavailable(
+                "the location could not be reached"
                 + (" (connection refused)." if refused else " (the connection failed).")
             ) from exc
         except (LibcloudError, BaseHTTPError) as exc:
-            raise StorageUnavailable(f"{where}: the service answered {_libcloud_reason(exc)}.") from exc
-        except FileNotFoundError as exc:
-            raise ObjectMissing(f"{self.describe}: {key or 'the object'} is not there.", key=key) from exc
+            raise unavailable(f"the service answered {_libcloud_reason(exc)}.") from exc
         except OSError as exc:
-            raise StorageUnavailable(f"{where}: {exc.strerror or type(exc).__name__}.") from exc
+            raise unavailable(f"{exc.strerror or type(exc).__name__}.", "kind") from exc
 
 
 class LocalStore(Store):
@@ -187,7 +189,9 @@ class LocalStore(Store):
         (root / LOCAL_CONTAINER).mkdir(exist_ok=True, mode=0o700)
         (root / _INCOMING).mkdir(exist_ok=True, mode=0o700)
         self.root = root
-        driver: Any = LocalStorageDriver(str(root))  # type: ignore[no-untyped-call]
+        # No locking: writes are atomic renames, and the driver's locks leave a file in /tmp for
+        # every object they ever guarded.
+        driver: Any = LocalStorageDriver(str(root), ex_use_locking=False)  # type: ignore[no-untyped-call]
         super().__init__(driver, LOCAL_CONTAINER, "", f"local:{schema_name}", bucket=LOCAL_CONTAINER)
 
     def put(self, key: str, data: bytes) -> None:
@@ -316,7 +320,7 @@ def check_store(config: StoreConfig) -> None:
         finally:
             store.delete(probe)
     except StorageUnavailable as exc:
-        raise StorageRefused(exc.message, fields={exc.field: [_field_message(exc)]}) from exc
+        raise StorageRefused(exc.message, fields={exc.field: [exc.reason]}) from exc
 
 
 def _driver(config: StoreConfig) -> Any:
@@ -369,11 +373,6 @@ def _endpoint(config: StoreConfig) -> Any:
             },
         )
     return parts
-
-
-def _field_message(exc: StorageUnavailable) -> str:
-    text = exc.message
-    return text.split(": ", 2)[-1] if ": " in text else text
 
 
 def _service_code(exc: Exception) -> str:

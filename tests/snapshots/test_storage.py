@@ -236,6 +236,12 @@ def test_check_store_refuses_a_port_where_nothing_listens_quickly(settings: Any)
     assert refused.value.fields == {"endpoint": ["the location could not be reached (connection refused)."]}
 
 
+def test_an_s3_location_needs_credentials(s3: S3Emulator) -> None:
+    with pytest.raises(StorageRefused) as refused:
+        check_store(s3_config(s3, secret=""))
+    assert refused.value.fields == {"credentials": ["An S3 location needs an access key and its secret."]}
+
+
 def test_check_store_refuses_an_unknown_or_forbidden_driver() -> None:
     with pytest.raises(StorageRefused) as refused:
         check_store(StoreConfig("libcloud", "org_a", bucket=BUCKET, driver="no_such_cloud"))
