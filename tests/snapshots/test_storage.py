@@ -125,8 +125,9 @@ def test_any_libcloud_driver_by_name(s3: S3Emulator) -> None:
 
 def test_two_orgs_on_one_location_never_see_each_other(s3: S3Emulator, snapshot_dir: Path) -> None:
     for config_a, config_b in [
-        (s3_config(s3, "org_a"), s3_config(s3, "org_b")),
-        (local_config("org_a"), local_config("org_b")),
+        # org_ab's keys start with org_a's name: the separator keeps them apart.
+        (s3_config(s3, "org_a"), s3_config(s3, "org_ab")),
+        (local_config("org_a"), local_config("org_ab")),
     ]:
         a, b = open_store(config_a), open_store(config_b)
         a.put("snapshots/same-uuid/manifest", b"A's")
@@ -313,6 +314,13 @@ def throughput(store: Store, count: int = 16, size: int = 4 * MIB) -> tuple[floa
     assert store.delete_prefix("bench/") == count
     total = count * size / MIB
     return total / put_seconds, total / get_seconds
+
+
+def test_libcloud_never_follows_a_redirect() -> None:
+    """A location (or anyone answering for it) cannot send Flotilla where the policy never looked."""
+    import libcloud.http
+
+    assert libcloud.http.ALLOW_REDIRECTS is False
 
 
 def test_throughput_of_4_mib_objects(s3: S3Emulator, snapshot_dir: Path, capsys: Any) -> None:
