@@ -38,12 +38,26 @@ import httpx
 import typer
 
 from cli import __version__
-from cli.commands import apps, audit, auth, clusters, kubeconfig, members, orgs, providers, tokens
+from cli.commands import (
+    apps,
+    audit,
+    auth,
+    clusters,
+    kubeconfig,
+    members,
+    orgs,
+    providers,
+    restore,
+    snapshots,
+    storage,
+    tokens,
+)
 from cli.output import OutputFormat
 from cli.runtime import AppState, CommandGroup
 
 HELP = (
-    "Flotilla from the terminal: clusters, apps, providers, kubeconfigs, members, tokens and the audit log."
+    "Flotilla from the terminal: clusters, apps, providers, kubeconfigs, snapshots and restores, "
+    "members, tokens and the audit log."
 )
 
 
@@ -88,6 +102,10 @@ def build_app(*, transport: httpx.BaseTransport | None = None) -> CommandGroup:
     app.add_typer(clusters.app, name="clusters")
     app.add_typer(apps.app, name="apps")
     kubeconfig.register(app)
+    app.add_typer(snapshots.app, name="snapshots")
+    restore.register(app)
+    app.add_typer(restore.app, name="restores")
+    app.add_typer(storage.app, name="storage")
     return app
 
 

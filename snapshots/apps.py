@@ -21,3 +21,7 @@ class SnapshotsConfig(AppConfig):
 
         register_actions(MATRIX)
         register_section(Section("Snapshots", "snapshots:list", Action.SNAPSHOT_VIEW))
+
+        from snapshots.services.jobs import register_snapshot_jobs
+
+        register_snapshot_jobs()

@@ -51,7 +51,9 @@ def get_location_by_name(actor: Actor, name: str) -> StorageLocation:
 def list_snapshots(actor: Actor, *, include_deleted: bool = False) -> QuerySet[Snapshot]:
     """The org's snapshots, newest first, each with the id of its newest operation."""
     require(actor, Action.SNAPSHOT_VIEW)
-    qs = Snapshot.objects.select_related("location").annotate(last_operation_id=_last_operation(SNAPSHOT_SUBJECT))
+    qs = Snapshot.objects.select_related("location").annotate(
+        last_operation_id=_last_operation(SNAPSHOT_SUBJECT)
+    )
     if not include_deleted:
         qs = qs.exclude(status=SnapshotStatus.DELETED)
     return qs.order_by("-created_at", "-id")

@@ -37,6 +37,9 @@ from orgs.choices import Role
 from orgs.models import Organization
 from orgs.services.members import invite_member
 from orgs.services.tokens import revoke_api_token
+from snapshots.models import StorageLocation
+from snapshots.services import restores as restore_services
+from snapshots.services import snapshots as snapshot_services
 from tests.clusters.helpers import local_pools, local_provider, owner_actor, run
 from tests.factories import add_member, make_org, make_token, owner_of
 from tests.live import process_env
@@ -79,6 +82,14 @@ BUSINESS_RULES = {
     "v1_clusters_apps_rollback_create": "an existing earlier revision",
     # only a Deployment of the cluster that Flotilla can manage is adopted
     "v1_clusters_workloads_adopt_create": "an adoptable Deployment of the cluster",
+    # a selection's namespaces, kinds and label selector follow Kubernetes' grammar
+    "v1_snapshots_create": "Kubernetes' grammar for a selection",
+    "v1_snapshots_restores_create": "Kubernetes' grammar for a selection and its maps",
+    # a storage location is checked against the storage itself before it is saved
+    "v1_snapshots_locations_create": "the storage's answer to a test write",
+    "v1_snapshots_locations_partial_update": "the storage's answer to a test write",
+    # only a completed preview is confirmed
+    "v1_snapshots_restores_confirm_create": "a completed preview",
 }
 
 # DELETE keeps the record on purpose: a revoked token stays readable (revoked_at set, shown by
@@ -93,6 +104,7 @@ KEPT_AFTER_DELETE = {
     "v1_clusters_kubeconfig_retrieve": "a deleted cluster",
     "v1_clusters_apps_retrieve": "a deleted app",
     "v1_clusters_apps_revisions_list": "a deleted app",
+    "v1_snapshots_retrieve": "a deleted snapshot",
 }
 
 # Path ids: half of the generated requests use the id of a real object of the org (the other
@@ -105,6 +117,9 @@ ID_DICTIONARIES = (  # operationId prefix → the objects its `id` names (first 
     ("v1_clusters_apps_", "apps"),
     ("v1_clusters_providers_", "providers"),
     ("v1_clusters_", "clusters"),
+    ("v1_snapshots_locations_", "locations"),
+    ("v1_snapshots_restores_", "restores"),
+    ("v1_snapshots_", "snapshots"),
 )
 REAL_ID_PROBABILITY = 0.5
 
@@ -238,6 +253,17 @@ def realistic_org() -> tuple[Organization, dict[str, list[int]]]:
             actor, name="queued", provider=provider, pools=local_pools(1)
         )
         pools = list(NodePool.objects.filter(cluster=ready.cluster).values_list("pk", flat=True))
+        taken = snapshot_services.create_snapshot(
+            actor, ready.cluster, name="nightly", selection={"include_namespaces": ["default"]}
+        )
+    run(org, taken.operation)
+    with schema_context(org.schema_name):
+        preview = restore_services.start_restore(
+            actor, taken.snapshot, ready.cluster, mode="preview", options={"namespace_map": {"default": "copy"}}
+        )
+    run(org, preview.operation)
+    with schema_context(org.schema_name):
+        location = StorageLocation.objects.get(is_default=True)
     # Full quotas: a generated create or scale-up is refused (409) instead of starting machines.
     Organization.objects.filter(pk=org.pk).update(max_clusters=2, max_nodes=4)
     return org, {
@@ -249,6 +275,9 @@ def realistic_org() -> tuple[Organization, dict[str, list[int]]]:
         "pools": pools,
         "operations": [ready.operation.pk, queued.operation.pk, site.operation.pk, api.operation.pk],
         "apps": [site.app.pk, api.app.pk],
+        "snapshots": [taken.snapshot.pk],
+        "restores": [preview.restore.pk],
+        "locations": [location.pk],
     }
 
 

@@ -41,6 +41,7 @@ SHARED_APPS = [
     "channels_postgres",
     # The staff directory: public-schema entries of every org's clusters and operations.
     "clusters.directory",
+    "snapshots.directory",
 ]
 TENANT_APPS = [
     "django.contrib.contenttypes",
@@ -192,6 +193,9 @@ FLOTILLA_SNAPSHOT_DIR = env_str("FLOTILLA_SNAPSHOT_DIR", str(default_data_dir() 
 FLOTILLA_SNAPSHOT_PAGE = env_int("FLOTILLA_SNAPSHOT_PAGE", 500)
 FLOTILLA_SNAPSHOT_CHUNK_BYTES = env_int("FLOTILLA_SNAPSHOT_CHUNK_BYTES", 4 * 1024 * 1024)
 FLOTILLA_RESTORE_CONCURRENCY = env_int("FLOTILLA_RESTORE_CONCURRENCY", 16)
+# Seconds a storage location has to answer one call (a put, a get, a list) before it counts as
+# not answering.
+FLOTILLA_STORAGE_TIMEOUT = env_int("FLOTILLA_STORAGE_TIMEOUT", 30)
 # How long one step of a snapshot reads before it checkpoints (seconds; a float).
 FLOTILLA_SNAPSHOT_STEP_SECONDS = float(env_str("FLOTILLA_SNAPSHOT_STEP_SECONDS", "4"))
 

@@ -105,6 +105,12 @@ EXTRA_ERRORS: dict[str, frozenset[int]] = {
     "v1_clusters_apps_pods_delete_create": frozenset({409, 502}),
     "v1_clusters_workloads_adopt_create": frozenset({502}),
     "v1_clusters_pods_delete_create": frozenset({502}),
+    # The cluster (and the location) named in the body may not exist.
+    "v1_snapshots_create": frozenset({404}),
+    # The snapshot and the target named in the body may not exist.
+    "v1_snapshots_restores_create": frozenset({404}),
+    # Only a preview can be confirmed.
+    "v1_snapshots_restores_confirm_create": frozenset({400}),
 }
 # Writes that cannot conflict with anything.
 NO_CONFLICT: frozenset[str] = frozenset(

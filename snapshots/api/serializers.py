@@ -30,11 +30,17 @@ SELECTION_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
         "include_namespaces": {**_STRINGS, "description": "Namespace names or globs (fnmatch); empty: all"},
-        "exclude_namespaces": {**_STRINGS, "description": "Namespace names or globs left out (wins over include)"},
+        "exclude_namespaces": {
+            **_STRINGS,
+            "description": "Namespace names or globs left out (wins over include)",
+        },
         "include_kinds": {**_STRINGS, "description": "Kind, group/Kind or group/version/Kind; empty: all"},
         "exclude_kinds": _STRINGS,
         "label_selector": {"type": "string", "description": "A Kubernetes label selector"},
-        "cluster_scoped": {"type": "boolean", "description": "Take cluster-scoped objects too (default true)"},
+        "cluster_scoped": {
+            "type": "boolean",
+            "description": "Take cluster-scoped objects too (default true)",
+        },
     },
     "additionalProperties": False,
 }
@@ -44,7 +50,11 @@ OPTIONS_SCHEMA: dict[str, Any] = {
         **SELECTION_SCHEMA["properties"],
         "namespace_map": {**_STRING_MAP, "description": "{source namespace: target namespace}"},
         "storage_class_map": {**_STRING_MAP, "description": "{source storage class: target storage class}"},
-        "existing": {"type": "string", "enum": list(ExistingPolicy.values), "description": "Objects that already exist"},
+        "existing": {
+            "type": "string",
+            "enum": list(ExistingPolicy.values),
+            "description": "Objects that already exist",
+        },
     },
     "additionalProperties": False,
 }
@@ -198,7 +208,9 @@ class SnapshotCreateSerializer(StrictSerializer):
 
     cluster = serializers.IntegerField(min_value=1)
     name = serializers.CharField(required=False, allow_blank=True, max_length=100)
-    location = serializers.IntegerField(required=False, min_value=1, help_text="Default: the org's default location")
+    location = serializers.IntegerField(
+        required=False, min_value=1, help_text="Default: the org's default location"
+    )
     selection = SelectionField(required=False)
 
 
@@ -222,7 +234,9 @@ class RestoreSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
     status = serializers.ChoiceField(choices=RestoreStatus.choices)
     options = OptionsField()
     counts = CountsField()
-    preview = serializers.IntegerField(source="preview_id", allow_null=True, help_text="The preview it was confirmed from")
+    preview = serializers.IntegerField(
+        source="preview_id", allow_null=True, help_text="The preview it was confirmed from"
+    )
     operation = OperationSerializer(allow_null=True, help_text="The restore's newest operation")
 
     class Meta:
@@ -275,7 +289,18 @@ class RestoreItemSerializer(serializers.ModelSerializer):  # type: ignore[type-a
 
     class Meta:
         model = RestoreItem
-        fields = ["seq", "api_version", "kind", "namespace", "source_namespace", "name", "action", "result", "message", "diff"]
+        fields = [
+            "seq",
+            "api_version",
+            "kind",
+            "namespace",
+            "source_namespace",
+            "name",
+            "action",
+            "result",
+            "message",
+            "diff",
+        ]
         read_only_fields = fields
 
 

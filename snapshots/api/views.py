@@ -76,7 +76,9 @@ class LocationViewSet(OrgViewSet):
         actor = actor_of(request)
         data = s.LocationWriteSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        location_services.update_location(actor, selectors.get_location(actor, int(pk)), dict(data.validated_data))
+        location_services.update_location(
+            actor, selectors.get_location(actor, int(pk)), dict(data.validated_data)
+        )
         return Response(s.LocationSerializer(selectors.get_location(actor, int(pk))).data)
 
     @extend_schema(responses={204: None})
@@ -104,7 +106,12 @@ class SnapshotViewSet(OrgViewSet):
     def get_queryset(self) -> QuerySet[Any]:
         qs = selectors.list_snapshots(actor_of(self.request))
         filters = self.filters() if self.action == "list" else {}
-        for key, column in (("cluster", "cluster_id"), ("status", "status"), ("name", "name"), ("location", "location_id")):
+        for key, column in (
+            ("cluster", "cluster_id"),
+            ("status", "status"),
+            ("name", "name"),
+            ("location", "location_id"),
+        ):
             if filters.get(key):
                 qs = qs.filter(**{column: filters[key]})
         return qs
@@ -163,7 +170,12 @@ class RestoreViewSet(OrgViewSet):
     def get_queryset(self) -> QuerySet[Any]:
         qs = selectors.list_restores(actor_of(self.request))
         filters = self.filters() if self.action == "list" else {}
-        for key, column in (("snapshot", "snapshot_id"), ("target", "target_id"), ("status", "status"), ("mode", "mode")):
+        for key, column in (
+            ("snapshot", "snapshot_id"),
+            ("target", "target_id"),
+            ("status", "status"),
+            ("mode", "mode"),
+        ):
             if filters.get(key):
                 qs = qs.filter(**{column: filters[key]})
         return qs
@@ -201,7 +213,9 @@ class RestoreViewSet(OrgViewSet):
             status=status.HTTP_202_ACCEPTED if requested.created else status.HTTP_200_OK,
         )
 
-    @extend_schema(request=None, responses={202: s.RestoreSerializer, 200: s.RestoreSerializer}, parameters=[IDEMPOTENCY])
+    @extend_schema(
+        request=None, responses={202: s.RestoreSerializer, 200: s.RestoreSerializer}, parameters=[IDEMPOTENCY]
+    )
     @action(detail=True, methods=["post"])
     def confirm(self, request: Request, pk: str) -> Response:
         """Start the restore a completed preview showed (same snapshot, target and options)."""

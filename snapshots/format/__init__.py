@@ -13,6 +13,7 @@ from snapshots.format.chunks import (
     canonical,
     object_digest,
     open_chunk,
+    verify_chunk,
 )
 from snapshots.format.errors import FormatError, Tampered, Truncated, UnknownFormatVersion, WrongKey
 from snapshots.format.keys import derive_org_key, key_id, new_data_key, org_keys, unwrap_key, wrap_key
@@ -42,5 +43,6 @@ __all__ = [
     "read_header",
     "seal_manifest",
     "unwrap_key",
+    "verify_chunk",
     "wrap_key",
 ]

@@ -120,6 +120,7 @@ class ChunkBuilder:
         namespaced: bool,
         prefix: str,
         target_bytes: int = DEFAULT_TARGET_BYTES,
+        first_seq: int = 0,
     ) -> None:
         self.snapshot_id = snapshot_id
         self.api_version = api_version
@@ -130,7 +131,8 @@ class ChunkBuilder:
         self._aead = AESGCM(data_key)
         self._lines: list[bytes] = []
         self._pending_bytes = 0
-        self._seq = 0
+        # A snapshot resumed mid-resource goes on numbering its chunks where the last pass stopped.
+        self._seq = first_seq
         self.objects = 0
         self.raw_bytes = 0
         self.stored_bytes = 0
@@ -154,6 +156,11 @@ class ChunkBuilder:
         if self._pending_bytes >= self.target_bytes:
             return self._seal()
         return None
+
+    @property
+    def next_seq(self) -> int:
+        """The sequence number the next chunk will get."""
+        return self._seq
 
     def flush(self) -> SealedChunk | None:
         """The last, partial chunk, or None when no object is waiting."""
@@ -195,6 +202,16 @@ def _objects(lines: list[bytes]) -> Iterator[dict[str, Any]]:
     # Decoded one at a time, so a consumer holds one chunk's bytes, not all its objects as dicts.
     for line in lines:
         yield _decode(line[_DIGEST_HEX + 1 :].decode("utf-8", "surrogatepass"))
+
+
+def verify_chunk(info: ChunkInfo, data: bytes) -> None:
+    """The cheap checks of a stored chunk (length and SHA-256), without decrypting it: a restore
+    runs them over every chunk before it writes anything."""
+    what = f"Chunk {info.name} ({info.api_version} {info.kind})"
+    if len(data) < info.stored_bytes:
+        raise Truncated(f"{what} is truncated: {len(data)} of its {info.stored_bytes} bytes are stored.")
+    if len(data) != info.stored_bytes or hashlib.sha256(data).hexdigest() != info.sha256:
+        raise Tampered(f"{what} was altered: its SHA-256 does not match the manifest.")
 
 
 def open_chunk(snapshot_id: str, data_key: bytes, info: ChunkInfo, data: bytes) -> Iterator[dict[str, Any]]:

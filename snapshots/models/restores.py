@@ -49,7 +49,8 @@ class Restore(models.Model):
         old = self.status
         if status != old and status not in RESTORE_TRANSITIONS[old]:
             raise InvalidTransition(
-                f"Restore #{self.pk} cannot go from {RestoreStatus(old).label} to {RestoreStatus(status).label}."
+                f"Restore #{self.pk} cannot go from {RestoreStatus(old).label} "
+                f"to {RestoreStatus(status).label}."
             )
         self.status = status
         self.reason = reason

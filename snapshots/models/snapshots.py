@@ -27,7 +27,9 @@ class Snapshot(models.Model):
     cluster = models.ForeignKey(Cluster, on_delete=models.SET_NULL, null=True, related_name="snapshots")
     cluster_name = models.CharField(max_length=63, blank=True)
     # Deleting a location is refused while it holds live snapshots; deleted ones keep their rows.
-    location = models.ForeignKey(StorageLocation, on_delete=models.SET_NULL, null=True, related_name="snapshots")
+    location = models.ForeignKey(
+        StorageLocation, on_delete=models.SET_NULL, null=True, related_name="snapshots"
+    )
     status = models.CharField(max_length=10, choices=SnapshotStatus.choices, default=SnapshotStatus.PENDING)
     reason = models.TextField(blank=True)
     selection = models.JSONField(default=dict, blank=True)
@@ -51,7 +53,9 @@ class Snapshot(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
-            models.UniqueConstraint(fields=["name"], condition=Q(deleted_at__isnull=True), name="snapshot_name_live")
+            models.UniqueConstraint(
+                fields=["name"], condition=Q(deleted_at__isnull=True), name="snapshot_name_live"
+            )
         ]
         indexes = [models.Index(fields=["cluster", "status"], name="snapshot_cluster_status")]
 
@@ -68,7 +72,8 @@ class Snapshot(models.Model):
         old = self.status
         if status != old and status not in SNAPSHOT_TRANSITIONS[old]:
             raise InvalidTransition(
-                f"Snapshot {self.name} cannot go from {SnapshotStatus(old).label} to {SnapshotStatus(status).label}."
+                f"Snapshot {self.name} cannot go from {SnapshotStatus(old).label} "
+                f"to {SnapshotStatus(status).label}."
             )
         self.status = status
         self.reason = reason

@@ -46,7 +46,9 @@ class StorageLocation(models.Model):
 
     def secret_parts(self) -> dict[str, str]:
         """The decrypted credentials, for opening the store only."""
-        raw = self.credentials.reveal() if isinstance(self.credentials, Secret) else str(self.credentials or "")
+        raw = (
+            self.credentials.reveal() if isinstance(self.credentials, Secret) else str(self.credentials or "")
+        )
         return {str(k): str(v) for k, v in json.loads(raw).items()} if raw else {}
 
     @property

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from django.db import transaction
+
 from clusters.services.events import operation_payload
 from config.events import publish
+from snapshots.directory import services as directory
 
 if TYPE_CHECKING:
     from clusters.models import Operation
@@ -31,6 +34,9 @@ def snapshot_changed(schema_name: str, snapshot: Snapshot, *, operation: Operati
     """Tell open pages (and the staff directory) that a snapshot moved or progressed."""
     if not schema_name:
         return
+    snapshot_id = snapshot.pk
+    # Robust: the change is committed whatever happens to its copy (rebuild_directory repairs it).
+    transaction.on_commit(lambda: directory.sync_snapshot(schema_name, snapshot_id), robust=True)
     payload = snapshot_payload(snapshot)
     if operation is not None:
         payload["operation"] = operation_payload(operation)
@@ -41,6 +47,8 @@ def restore_changed(schema_name: str, restore: Restore, *, operation: Operation 
     """Tell open pages (and the staff directory) that a restore moved or progressed."""
     if not schema_name:
         return
+    restore_id = restore.pk
+    transaction.on_commit(lambda: directory.sync_restore(schema_name, restore_id), robust=True)
     payload: dict[str, object] = {
         "kind": "restore.changed",
         "restore": restore.pk,

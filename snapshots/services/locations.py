@@ -18,7 +18,7 @@ from snapshots.choices import LIVE_SNAPSHOT_STATUSES, StorageKind
 from snapshots.exceptions import StorageInUse
 from snapshots.models import Snapshot, StorageLocation
 from snapshots.permissions import Action, require
-from snapshots.storage import Store, StoreConfig, StorageRefused, check_store, open_store
+from snapshots.storage import StorageRefused, Store, StoreConfig, check_store, open_store
 
 DEFAULT_NAME = "local"
 NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -69,7 +69,14 @@ def _cleaned(data: Mapping[str, Any], current: StorageLocation | None) -> dict[s
     unknown = sorted(set(data) - set(FIELDS) - {"credentials"})
     fields: dict[str, list[str]] = {name: ["Unknown field."] for name in unknown}
     out: dict[str, Any] = {}
-    for key, limit in (("name", 63), ("driver", 40), ("bucket", 255), ("endpoint", 500), ("region", 63), ("prefix", 200)):
+    for key, limit in (
+        ("name", 63),
+        ("driver", 40),
+        ("bucket", 255),
+        ("endpoint", 500),
+        ("region", 63),
+        ("prefix", 200),
+    ):
         if key in data or current is None:
             try:
                 out[key] = _text(data, key, limit=limit)
@@ -100,7 +107,9 @@ def _cleaned(data: Mapping[str, Any], current: StorageLocation | None) -> dict[s
         ):
             fields["credentials"] = ['{"key": "...", "secret": "..."} (strings).']
         else:
-            out["credentials"] = json.dumps({k: v.strip() for k, v in credentials.items()}) if credentials else ""
+            out["credentials"] = (
+                json.dumps({k: v.strip() for k, v in credentials.items()}) if credentials else ""
+            )
     if kind == StorageKind.LOCAL:
         for key in ("bucket", "endpoint", "driver"):
             if out.get(key):
@@ -142,7 +151,9 @@ def create_location(actor: Actor, data: Mapping[str, Any]) -> StorageLocation:
             location.save()
             record_action(actor, "storage.created", obj=location, after=_summary(location))
     except IntegrityError:
-        raise Conflict(f"A storage location named {values['name']!r} exists.", fields={"name": ["Taken."]}) from None
+        raise Conflict(
+            f"A storage location named {values['name']!r} exists.", fields={"name": ["Taken."]}
+        ) from None
     return location
 
 
@@ -151,9 +162,11 @@ def update_location(actor: Actor, location: StorageLocation, data: Mapping[str, 
     require(actor, Action.STORAGE_MANAGE)
     values = _cleaned(data, location)
     if "kind" in data and values["kind"] != location.kind and location.snapshots.exists():
-        raise StorageInUse("A location that holds snapshots cannot change its kind.", fields={"kind": ["In use."]})
+        raise StorageInUse(
+            "A location that holds snapshots cannot change its kind.", fields={"kind": ["In use."]}
+        )
     before = _summary(location)
-    moved = any(values.get(k, getattr(location, k)) != getattr(location, k) for k in ("bucket", "prefix")) 
+    moved = any(values.get(k, getattr(location, k)) != getattr(location, k) for k in ("bucket", "prefix"))
     if moved and Snapshot.objects.filter(location=location, status__in=LIVE_SNAPSHOT_STATUSES).exists():
         raise StorageInUse(
             "The bucket or prefix of a location that holds snapshots cannot change (they would be lost).",
@@ -161,7 +174,10 @@ def update_location(actor: Actor, location: StorageLocation, data: Mapping[str, 
         )
     for key, value in values.items():
         setattr(location, key, value)
-    if any(k in data for k in ("kind", "driver", "bucket", "endpoint", "region", "prefix", "options", "credentials")):
+    if any(
+        k in data
+        for k in ("kind", "driver", "bucket", "endpoint", "region", "prefix", "options", "credentials")
+    ):
         _checked(location, _schema(actor))
         location.checked_at, location.check_error = timezone.now(), ""
     with transaction.atomic():

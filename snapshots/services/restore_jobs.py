@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -49,7 +50,6 @@ from snapshots.choices import (
     ItemResult,
     RestoreMode,
     RestoreStatus,
-    SnapshotOperationKind,
 )
 from snapshots.exceptions import RestoreRefused
 from snapshots.models import Restore, RestoreItem, Snapshot
@@ -59,6 +59,7 @@ from snapshots.restore import (
     NEVER_RESTORED,
     Taken,
     clean,
+    created_by_target,
     field_diff,
     owner_uids,
     phase_of,
@@ -151,6 +152,16 @@ def _crd_kinds(crd: dict[str, Any]) -> set[tuple[str, str, str]]:
     return {(group, str(v.get("name")), kind) for v in spec.get("versions") or [] if v.get("served")}
 
 
+class _Explicit:
+    """The kube-* namespaces a selection names deliberately (a container for skip_reason)."""
+
+    def __init__(self, selection: Selection) -> None:
+        self.selection = selection
+
+    def __contains__(self, namespace: object) -> bool:
+        return isinstance(namespace, str) and self.selection.explicitly_includes(namespace)
+
+
 class Context:
     """What one pass over a restore needs: the snapshot opened, the target's client, the options."""
 
@@ -168,7 +179,9 @@ class Context:
         # The database kept the stored manifest's digest when the snapshot completed: a manifest
         # replaced since (even a validly sealed one, say an older snapshot's) is refused.
         if snapshot.manifest_sha256 and fmt.manifest_digest(stored) != snapshot.manifest_sha256:
-            raise fmt.Tampered(f"The manifest of snapshot {snapshot.name} is not the one written when it completed.")
+            raise fmt.Tampered(
+                f"The manifest of snapshot {snapshot.name} is not the one written when it completed."
+            )
         self.client = cluster_client(restore.target)
         options = parse_options(restore.options)
         self.selection: Selection = options.selection
@@ -177,7 +190,11 @@ class Context:
         self.existing = options.existing
         self.preview = restore.mode == RestoreMode.PREVIEW
         self.owner_uids = frozenset(self.manifest.owner_uids)
-        self.included = frozenset(self.selection.include_namespaces)
+        self.included = _Explicit(self.selection)
+        state = run.operation.state or {}
+        self.services_with_selector = frozenset(
+            (ns, name) for ns, name in state.get("selected_services") or []
+        )
         self.workers = max(1, int(getattr(settings, "FLOTILLA_RESTORE_CONCURRENCY", 16)))
 
     def objects(self, index: int) -> list[dict[str, Any]]:
@@ -216,6 +233,8 @@ class RestoreJob(Job):
         state = dict(run.operation.state or {})
         if "order" not in state:
             return self._open(run, ctx, state)
+        if int(state.get("checked", len(state["order"]))) < len(state["order"]):
+            return self._precheck(run, ctx, state)
         if state.get("waiting_crds"):
             return self._wait_crds(run, ctx, state)
         if int(state["pos"]) < len(state["order"]):
@@ -231,11 +250,19 @@ class RestoreJob(Job):
         counts = {**empty_counts(), **(state.get("counts") or {})}
         restore.counts = counts
         failed = counts["failed"] + counts["conflict"] * (0 if restore.mode == RestoreMode.PREVIEW else 1)
-        status = RestoreStatus.PARTIAL if failed and restore.mode == RestoreMode.RESTORE else RestoreStatus.COMPLETED
+        status = (
+            RestoreStatus.PARTIAL
+            if failed and restore.mode == RestoreMode.RESTORE
+            else RestoreStatus.COMPLETED
+        )
         restore.transition_to(status, self._summary(state) if status == RestoreStatus.PARTIAL else "")
         restore.completed_at = timezone.now()
         restore.save(update_fields=["status", "reason", "counts", "completed_at"])
-        self._event(run, f"{restore.get_mode_display().lower()} of snapshot {restore.snapshot.name}: {self._summary(state)}")
+        self._event(
+            run,
+            f"{restore.get_mode_display().lower()} of snapshot {restore.snapshot.name}: "
+            f"{self._summary(state)}",
+        )
         self.changed(run)
 
     def fail(self, run: Run, message: str) -> None:
@@ -245,14 +272,18 @@ class RestoreJob(Job):
         restore.counts = {**empty_counts(), **(state.get("counts") or {})}
         done = sum(restore.counts[k] for k in ("created", "updated"))
         told = message
-        if restore.mode == RestoreMode.RESTORE and "order" in state:
-            told += f" — {done:,} objects were restored before it stopped (see the report); the rest were not."
+        if restore.mode == RestoreMode.RESTORE and "order" in state and int(state.get("pos") or 0) > 0:
+            told += (
+                f" — {done:,} objects were restored before it stopped (see the report); the rest were not."
+            )
         elif restore.mode == RestoreMode.RESTORE:
             told += " — nothing was written to the target."
         restore.transition_to(RestoreStatus.FAILED, told[:4000])
         restore.completed_at = timezone.now()
         restore.save(update_fields=["status", "reason", "counts", "completed_at"])
-        self._event(run, f"restore of snapshot {restore.snapshot.name} failed: {told}", level=EventLevel.ERROR)
+        self._event(
+            run, f"restore of snapshot {restore.snapshot.name} failed: {told}", level=EventLevel.ERROR
+        )
         self.changed(run)
 
     def cancelled(self, run: Run) -> None:
@@ -281,13 +312,24 @@ class RestoreJob(Job):
 
     def _open(self, run: Run, ctx: Context, state: dict[str, Any]) -> Outcome:
         manifest = ctx.manifest
+        # Every chunk is there, whole and as written, before anything is written to the target.
+        for info in manifest.chunks:
+            fmt.verify_chunk(info, ctx.store.get(chunk_key(ctx.snapshot, info.name)))
         discovered = kube.discovery(ctx.client, refresh=True)
         brought: set[tuple[str, str, str]] = set()
+        selected_services: list[list[str]] = []
         for index, info in enumerate(manifest.chunks):
             if (split_api_version(info.api_version)[0], info.kind) == CRD:
                 for crd in ctx.objects(index):
                     if ctx.selection.wants(crd) and skip_reason(crd) is None:
                         brought |= _crd_kinds(crd)
+            elif info.api_version == "v1" and info.kind == "Service":
+                for svc in ctx.objects(index):
+                    if (svc.get("spec") or {}).get("selector"):
+                        meta = _meta(svc)
+                        selected_services.append(
+                            [str(meta.get("namespace") or ""), str(meta.get("name") or "")]
+                        )
         missing: dict[str, int] = {}
         for info in manifest.chunks:
             group, version = split_api_version(info.api_version)
@@ -295,7 +337,10 @@ class RestoreJob(Job):
                 group, version, info.kind, info.namespaced
             ):
                 continue
-            if discovered.find(info.api_version, info.kind) is None and (group, version, info.kind) not in brought:
+            if (
+                discovered.find(info.api_version, info.kind) is None
+                and (group, version, info.kind) not in brought
+            ):
                 key = f"{info.api_version} {info.kind}"
                 missing[key] = missing.get(key, 0) + info.count
         if missing:
@@ -308,7 +353,11 @@ class RestoreJob(Job):
         order = sorted(
             range(len(manifest.chunks)),
             key=lambda i: (
-                phase_of(split_api_version(manifest.chunks[i].api_version)[0], manifest.chunks[i].kind, crd_groups=crd_groups),
+                phase_of(
+                    split_api_version(manifest.chunks[i].api_version)[0],
+                    manifest.chunks[i].kind,
+                    crd_groups=crd_groups,
+                ),
                 i,
             ),
         )
@@ -325,10 +374,59 @@ class RestoreJob(Job):
             "reassigned": [],
             "total": manifest.object_count,
             "seen": 0,
+            "selected_services": selected_services,
+            # With the `fail` policy, every object is first looked up in the target: one that
+            # exists fails the restore before anything is written.
+            "checked": 0 if ctx.existing == ExistingPolicy.FAIL and not ctx.preview else len(order),
+            "conflicts": 0,
         }
         self._save(run, state)
+        ctx.services_with_selector = frozenset((ns, name) for ns, name in selected_services)
         verb = "Previewing" if ctx.preview else "Restoring"
         return Outcome.step(f"{verb} {manifest.object_count:,} objects in {len(order)} chunks", progress=1)
+
+    def _precheck(self, run: Run, ctx: Context, state: dict[str, Any]) -> Outcome:
+        """One chunk's objects looked up in the target (the `fail` policy); at the end, any that
+        exists fails the restore with nothing written."""
+        pos = int(state["checked"])
+        index = int(state["order"][pos])
+        candidates = []
+        for obj in ctx.objects(index):
+            if self._screen(ctx, obj) is not None or created_by_target(obj):
+                continue
+            desired = clean(obj, namespace_map=ctx.namespace_map, storage_class_map=ctx.storage_class_map)
+            if kube.discovery(ctx.client).find(str(desired["apiVersion"]), str(desired["kind"])) is not None:
+                candidates.append(desired)
+        with ThreadPoolExecutor(max_workers=ctx.workers, thread_name_prefix="restore-check") as pool:
+            found = list(pool.map(lambda d: self._live(ctx, d), candidates))
+        rows = []
+        for desired, live in zip(candidates, found, strict=True):
+            if live is None:
+                continue
+            dmeta = _meta(desired)
+            rows.append(
+                Row(
+                    str(desired["apiVersion"]),
+                    str(desired["kind"]),
+                    str(dmeta.get("namespace") or ""),
+                    "",
+                    str(dmeta.get("name") or ""),
+                    ItemAction.CONFLICT,
+                    ItemResult.FAILED,
+                    "exists in the target (the policy for existing objects is 'fail')",
+                )
+            )
+        state["checked"] = pos + 1
+        state["conflicts"] = int(state["conflicts"]) + len(rows)
+        self._record(run, ctx, state, rows, stop=False)
+        if state["checked"] >= len(state["order"]) and state["conflicts"]:
+            raise RestoreRefused(
+                f"{state['conflicts']:,} objects already exist in the target and the policy for "
+                "existing objects is 'fail' (the report lists them)"
+            )
+        return Outcome.step(
+            f"Looked for existing objects in {pos + 1} of {len(state['order'])} chunks", progress=1
+        )
 
     def _wait_crds(self, run: Run, ctx: Context, state: dict[str, Any]) -> Outcome:
         pending = []
@@ -342,7 +440,9 @@ class RestoreJob(Job):
             if not any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions):
                 pending.append(name)
         if pending:
-            return Outcome.wait(f"Waiting for {len(pending)} CustomResourceDefinitions to be Established", ESTABLISH_WAIT)
+            return Outcome.wait(
+                f"Waiting for {len(pending)} CustomResourceDefinitions to be Established", ESTABLISH_WAIT
+            )
         kube.discovery(ctx.client, refresh=True)
         state["waiting_crds"] = False
         self._save(run, state)
@@ -362,13 +462,23 @@ class RestoreJob(Job):
         state["pos"] = pos + 1
         state["seen"] = int(state["seen"]) + len(objects)
         if is_crd and not ctx.preview:
-            made = [r.name for r in rows if r.kind == CRD[1] and r.result == ItemResult.DONE and r.action in (ItemAction.CREATE, ItemAction.UPDATE)]
+            made = [
+                r.name
+                for r in rows
+                if r.kind == CRD[1]
+                and r.result == ItemResult.DONE
+                and r.action in (ItemAction.CREATE, ItemAction.UPDATE)
+            ]
             state["crds"] = sorted(set(state["crds"]) | set(made))
             following = state["order"][pos + 1] if pos + 1 < len(state["order"]) else None
-            next_is_crd = following is not None and (
-                split_api_version(ctx.manifest.chunks[following].api_version)[0],
-                ctx.manifest.chunks[following].kind,
-            ) == CRD
+            next_is_crd = (
+                following is not None
+                and (
+                    split_api_version(ctx.manifest.chunks[following].api_version)[0],
+                    ctx.manifest.chunks[following].kind,
+                )
+                == CRD
+            )
             state["waiting_crds"] = bool(state["crds"]) and not next_is_crd
         self._record(run, ctx, state, rows)
         return self._progress(ctx, state)
@@ -395,13 +505,17 @@ class RestoreJob(Job):
             progress=1 + int(97 * int(state["seen"]) / total),
         )
 
-    def _record(self, run: Run, ctx: Context, state: dict[str, Any], rows: list[Row]) -> None:
+    def _record(
+        self, run: Run, ctx: Context, state: dict[str, Any], rows: list[Row], *, stop: bool = True
+    ) -> None:
         """The chunk's report rows and the checkpoint, in one transaction."""
         seq = int(state["seq"])
         counts = state["counts"]
         items = []
         for row in rows:
-            counts[COUNT_OF[ItemAction(row.action)]] = int(counts.get(COUNT_OF[ItemAction(row.action)], 0)) + 1
+            counts[COUNT_OF[ItemAction(row.action)]] = (
+                int(counts.get(COUNT_OF[ItemAction(row.action)], 0)) + 1
+            )
             items.append(
                 RestoreItem(
                     restore_id=ctx.restore.pk,
@@ -421,8 +535,15 @@ class RestoreJob(Job):
             if row.source_uid in ctx.owner_uids and row.target_uid:
                 state["uid_map"][row.source_uid] = row.target_uid
         state["seq"] = seq
-        stop = next(
-            (r for r in rows if r.action == ItemAction.CONFLICT and not ctx.preview and ctx.existing == ExistingPolicy.FAIL),
+        stopped = next(
+            (
+                r
+                for r in rows
+                if stop
+                and r.action == ItemAction.CONFLICT
+                and not ctx.preview
+                and ctx.existing == ExistingPolicy.FAIL
+            ),
             None,
         )
         with transaction.atomic():
@@ -430,10 +551,10 @@ class RestoreJob(Job):
             self._save(run, state)
             Restore.objects.filter(pk=ctx.restore.pk).update(counts=counts)
         ctx.restore.counts = counts
-        if stop is not None:
-            where = f"{stop.namespace}/" if stop.namespace else ""
+        if stopped is not None:
+            where = f"{stopped.namespace}/" if stopped.namespace else ""
             raise RestoreRefused(
-                f"{stop.kind} {where}{stop.name} already exists in the target and the policy for existing "
+                f"{stopped.kind} {where}{stopped.name} already exists in the target and the policy for existing "
                 "objects is 'fail'"
             )
 
@@ -463,8 +584,8 @@ class RestoreJob(Job):
         taken = self._taken(ctx, [obj for _, obj in pending])
         with ThreadPoolExecutor(max_workers=ctx.workers, thread_name_prefix="restore") as pool:
             while pending:
-                ready = []
-                waiting = []
+                ready: list[tuple[tuple[int, int], dict[str, Any]]] = []
+                waiting: list[tuple[tuple[int, int], dict[str, Any]]] = []
                 for position, obj in pending:
                     unknown = [u for u in owner_uids(obj) if u in ctx.owner_uids and u not in uid_map]
                     (waiting if unknown and not ctx.preview else ready).append((position, obj))
@@ -473,7 +594,11 @@ class RestoreJob(Job):
                         ready, waiting = waiting, []
                     else:
                         return rows, [p for p, _ in waiting]
-                results = list(pool.map(lambda item: self._one(ctx, item[1], uid_map, taken, final or ctx.preview), ready))
+                results = list(
+                    pool.map(
+                        lambda item: self._one(ctx, item[1], uid_map, taken, final or ctx.preview), ready
+                    )
+                )
                 for row in results:
                     rows.append(row)
                     if row.source_uid in ctx.owner_uids and row.target_uid:
@@ -486,7 +611,11 @@ class RestoreJob(Job):
         """Not the restore's business (not selected: no row), or skipped by policy (a row)."""
         if not ctx.selection.wants(obj):
             return Row("", "", "", "", "", "", "")
-        reason = skip_reason(obj, explicitly_included_namespaces=ctx.included)
+        reason = skip_reason(
+            obj,
+            explicitly_included_namespaces=ctx.included,
+            services_with_selector=ctx.services_with_selector,
+        )
         if reason is None:
             return None
         meta = _meta(obj)
@@ -502,7 +631,9 @@ class RestoreJob(Job):
             reason,
         )
 
-    def _ensure_namespaces(self, ctx: Context, state: dict[str, Any], objects: Iterable[dict[str, Any]], rows: list[Row]) -> None:
+    def _ensure_namespaces(
+        self, ctx: Context, state: dict[str, Any], objects: Iterable[dict[str, Any]], rows: list[Row]
+    ) -> None:
         """The target namespaces a batch writes into exist (made when the snapshot has none)."""
         known = set(state["namespaces"])
         wanted = set()
@@ -518,12 +649,41 @@ class RestoreJob(Job):
                 kube.get(ctx.client, "v1", "Namespace", name)
             except kube.NotFound:
                 if ctx.preview:
-                    rows.append(Row("v1", "Namespace", "", "", name, ItemAction.CREATE, ItemResult.PLANNED, "made for the restored objects"))
+                    rows.append(
+                        Row(
+                            "v1",
+                            "Namespace",
+                            "",
+                            "",
+                            name,
+                            ItemAction.CREATE,
+                            ItemResult.PLANNED,
+                            "made for the restored objects",
+                        )
+                    )
                 else:
-                    body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "annotations": {RESTORE_ANNOTATION: str(ctx.restore.uuid)}}}
+                    body = {
+                        "apiVersion": "v1",
+                        "kind": "Namespace",
+                        "metadata": {
+                            "name": name,
+                            "annotations": {RESTORE_ANNOTATION: str(ctx.restore.uuid)},
+                        },
+                    }
                     try:
-                        _retrying(lambda: kube.create(ctx.client, body))
-                        rows.append(Row("v1", "Namespace", "", "", name, ItemAction.CREATE, ItemResult.DONE, "made for the restored objects"))
+                        _retrying(partial(kube.create, ctx.client, body))
+                        rows.append(
+                            Row(
+                                "v1",
+                                "Namespace",
+                                "",
+                                "",
+                                name,
+                                ItemAction.CREATE,
+                                ItemResult.DONE,
+                                "made for the restored objects",
+                            )
+                        )
                     except kube.AlreadyExists:
                         pass
             known.add(name)
@@ -531,9 +691,10 @@ class RestoreJob(Job):
 
     def _taken(self, ctx: Context, objects: list[dict[str, Any]]) -> Taken:
         """The target's cluster IPs and node ports, read once for a batch that has Services."""
-        taken = Taken(cluster_ips=set(), node_ports=set())
         if not any(o.get("kind") == "Service" and o.get("apiVersion") == "v1" for o in objects):
-            return taken
+            return Taken()
+        taken = Taken.from_services(kube.list_items(ctx.client, ("v1", "Service")))
+        return taken
         for svc in kube.list_items(ctx.client, ("v1", "Service")):
             spec = svc.get("spec") or {}
             for ip in [spec.get("clusterIP"), *(spec.get("clusterIPs") or [])]:
@@ -562,7 +723,9 @@ class RestoreJob(Job):
             meta.setdefault("annotations", {})[RESTORE_ANNOTATION] = str(ctx.restore.uuid)
         return desired, notes
 
-    def _one(self, ctx: Context, obj: dict[str, Any], uid_map: dict[str, str], taken: Taken, final: bool) -> Row:
+    def _one(
+        self, ctx: Context, obj: dict[str, Any], uid_map: dict[str, str], taken: Taken, final: bool
+    ) -> Row:
         """Write (or dry-run) one object; the API server's refusal becomes the row's message."""
         meta = _meta(obj)
         source_ns = str(meta.get("namespace") or "")
@@ -595,23 +758,48 @@ class RestoreJob(Job):
             live = self._live(ctx, desired)
             if live is None or _ours(live, ctx.restore):
                 made = live if live is not None else self._create(ctx, desired, row)
-                row.action, row.result, row.target_uid = ItemAction.CREATE, ItemResult.DONE, str(_meta(made).get("uid") or "")
+                row.action, row.result, row.target_uid = (
+                    ItemAction.CREATE,
+                    ItemResult.DONE,
+                    str(_meta(made).get("uid") or ""),
+                )
                 return
             self._update(ctx, live, desired, row)
             return
         try:
             made = self._create(ctx, desired, row)
-            row.action, row.result, row.target_uid = ItemAction.CREATE, ItemResult.DONE, str(_meta(made).get("uid") or "")
+            row.action, row.result, row.target_uid = (
+                ItemAction.CREATE,
+                ItemResult.DONE,
+                str(_meta(made).get("uid") or ""),
+            )
         except kube.AlreadyExists:
             live = self._live(ctx, desired)
             if live is not None and _ours(live, ctx.restore):
-                row.action, row.result, row.target_uid = ItemAction.CREATE, ItemResult.DONE, str(_meta(live).get("uid") or "")
+                row.action, row.result, row.target_uid = (
+                    ItemAction.CREATE,
+                    ItemResult.DONE,
+                    str(_meta(live).get("uid") or ""),
+                )
                 return
             row.target_uid = str(_meta(live or {}).get("uid") or "")
+            if live is not None and created_by_target(desired):
+                # The target made it itself (the default ServiceAccount): the snapshot's is the
+                # user's, whatever the policy.
+                self._update(ctx, live, desired, row)
+                return
             if ctx.existing == ExistingPolicy.FAIL:
-                row.action, row.result, row.message = ItemAction.CONFLICT, ItemResult.FAILED, "exists in the target"
+                row.action, row.result, row.message = (
+                    ItemAction.CONFLICT,
+                    ItemResult.FAILED,
+                    "exists in the target",
+                )
             else:
-                row.action, row.result, row.message = ItemAction.SKIP, ItemResult.DONE, "exists in the target (kept as it is)"
+                row.action, row.result, row.message = (
+                    ItemAction.SKIP,
+                    ItemResult.DONE,
+                    "exists in the target (kept as it is)",
+                )
 
     def _create(self, ctx: Context, desired: dict[str, Any], row: Row) -> dict[str, Any]:
         try:
@@ -630,7 +818,14 @@ class RestoreJob(Job):
         except kube.Invalid as exc:
             if not desired.get("immutable") and "immutable" not in exc.message:
                 raise
-            kube.delete(ctx.client, desired["apiVersion"], desired["kind"], row.name, row.namespace or None, missing_ok=True)
+            kube.delete(
+                ctx.client,
+                desired["apiVersion"],
+                desired["kind"],
+                row.name,
+                row.namespace or None,
+                missing_ok=True,
+            )
             applied = _retrying(lambda: kube.create(ctx.client, desired))
             row.message = "immutable in the target: replaced"
         changes = field_diff(live, applied)
@@ -642,7 +837,13 @@ class RestoreJob(Job):
     def _live(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any] | None:
         dmeta = _meta(desired)
         try:
-            return kube.get(ctx.client, desired["apiVersion"], desired["kind"], str(dmeta.get("name")), dmeta.get("namespace"))
+            return kube.get(
+                ctx.client,
+                desired["apiVersion"],
+                desired["kind"],
+                str(dmeta.get("name")),
+                dmeta.get("namespace"),
+            )
         except kube.NotFound:
             return None
 
@@ -650,7 +851,10 @@ class RestoreJob(Job):
         row.result = ItemResult.PLANNED
         served = kube.discovery(ctx.client).find(str(desired["apiVersion"]), str(desired["kind"]))
         if served is None:
-            row.action, row.message = ItemAction.CREATE, "its CustomResourceDefinition is created by this restore"
+            row.action, row.message = (
+                ItemAction.CREATE,
+                "its CustomResourceDefinition is created by this restore",
+            )
             return
         namespace = row.namespace
         if served.namespaced and namespace and not self._namespace_exists(ctx, namespace):
@@ -673,7 +877,10 @@ class RestoreJob(Job):
                 dry = kube.apply(ctx.client, desired, force=True, dry_run=True)
             except kube.Invalid as exc:
                 if desired.get("immutable") or "immutable" in exc.message:
-                    row.action, row.message = ItemAction.UPDATE, "immutable in the target: it would be replaced"
+                    row.action, row.message = (
+                        ItemAction.UPDATE,
+                        "immutable in the target: it would be replaced",
+                    )
                     return
                 raise
             row.diff = field_diff(live, dry)
@@ -706,4 +913,3 @@ class RestoreJob(Job):
             ClusterEvent.objects.create(
                 cluster_id=run.operation.cluster_id, operation=run.operation, message=message, level=level
             )
-

@@ -18,7 +18,13 @@ from clusters.models import Cluster, Operation
 from orgs.actors import Actor
 from orgs.exceptions import Conflict, ValidationFailed
 from orgs.services.audit import record_action
-from snapshots.choices import ExistingPolicy, RestoreMode, RestoreStatus, SnapshotOperationKind, SnapshotStatus
+from snapshots.choices import (
+    ExistingPolicy,
+    RestoreMode,
+    RestoreStatus,
+    SnapshotOperationKind,
+    SnapshotStatus,
+)
 from snapshots.exceptions import SnapshotNotReady
 from snapshots.models import Restore, Snapshot
 from snapshots.permissions import Action, require
@@ -59,7 +65,9 @@ class RestoreRequested:
     created: bool = True
 
 
-def _mapping(value: Any, field: str, pattern: re.Pattern[str], what: str) -> tuple[dict[str, str], dict[str, list[str]]]:
+def _mapping(
+    value: Any, field: str, pattern: re.Pattern[str], what: str
+) -> tuple[dict[str, str], dict[str, list[str]]]:
     if value in (None, ""):
         return {}, {}
     if not isinstance(value, Mapping):
@@ -93,7 +101,9 @@ def parse_options(data: Any) -> RestoreOptions:
         fields.update(exc.fields)
     namespaces, errors = _mapping(data.get("namespace_map"), "options.namespace_map", LABEL, "namespace name")
     fields.update(errors)
-    classes, errors = _mapping(data.get("storage_class_map"), "options.storage_class_map", SUBDOMAIN, "storage class name")
+    classes, errors = _mapping(
+        data.get("storage_class_map"), "options.storage_class_map", SUBDOMAIN, "storage class name"
+    )
     fields.update(errors)
     existing = data.get("existing", ExistingPolicy.SKIP) or ExistingPolicy.SKIP
     if existing not in ExistingPolicy.values:
@@ -173,7 +183,9 @@ def start_restore(
                 target,
                 RESTORE_SUBJECT,
                 restore.pk,
-                SnapshotOperationKind.RESTORE_PREVIEW if mode == RestoreMode.PREVIEW else SnapshotOperationKind.RESTORE,
+                SnapshotOperationKind.RESTORE_PREVIEW
+                if mode == RestoreMode.PREVIEW
+                else SnapshotOperationKind.RESTORE,
                 message=f"{verb} of snapshot {snapshot.name} requested",
                 idempotency_key=idempotency_key,
             )

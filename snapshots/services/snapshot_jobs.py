@@ -44,7 +44,7 @@ from snapshots.permissions import Action
 from snapshots.selection import Selection
 from snapshots.services.events import snapshot_changed
 from snapshots.services.locations import store_of
-from snapshots.storage import Store, StorageUnavailable
+from snapshots.storage import StorageUnavailable, Store
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def manifest_key(snapshot: Snapshot) -> str:
 
 
 def kind_key(api_version: str, kind: str) -> str:
-    """"v1/ConfigMap", "apps/v1/Deployment": how the manifest counts kinds."""
+    """ "v1/ConfigMap", "apps/v1/Deployment": how the manifest counts kinds."""
     return f"{api_version}/{kind}"
 
 
@@ -105,7 +105,9 @@ def plan_units(discovered: kube.Discovery, selection: Selection) -> list[dict[st
 
 
 def _resource(unit: dict[str, Any]) -> kube.Resource:
-    return kube.Resource(unit["group"], unit["version"], unit["kind"], unit["plural"], unit["namespaced"], ("list",))
+    return kube.Resource(
+        unit["group"], unit["version"], unit["kind"], unit["plural"], unit["namespaced"], ("list",)
+    )
 
 
 def _api_version(unit: dict[str, Any]) -> str:
@@ -173,7 +175,9 @@ class SnapshotJob(Job):
         snapshot.chunk_count = len(state.get("chunks") or [])
         snapshot.kinds = dict(state.get("kinds") or {})
         snapshot.conditions = list(state.get("conditions") or [])
-        snapshot.kubernetes_version = str((state.get("cluster") or {}).get("kubernetes_version") or snapshot.kubernetes_version)
+        snapshot.kubernetes_version = str(
+            (state.get("cluster") or {}).get("kubernetes_version") or snapshot.kubernetes_version
+        )
         snapshot.format_version = fmt.FORMAT_VERSION
         snapshot.manifest_sha256 = str(state.get("manifest_sha256") or "")
         snapshot.completed_at = timezone.now()
@@ -191,7 +195,9 @@ class SnapshotJob(Job):
         if run.operation.kind == SnapshotOperationKind.SNAPSHOT_DELETE:
             snapshot.reason = f"Deletion failed: {message}"[:2000]
             snapshot.save(update_fields=["reason"])
-            self._event(run, f"deletion of snapshot {snapshot.name} failed: {message}", level=EventLevel.ERROR)
+            self._event(
+                run, f"deletion of snapshot {snapshot.name} failed: {message}", level=EventLevel.ERROR
+            )
             self.changed(run)
             return
         left = self._discard(run, snapshot)
@@ -278,7 +284,9 @@ class SnapshotJob(Job):
 
     def _take(self, run: Run, snapshot: Snapshot, store: Store, state: dict[str, Any]) -> Outcome:
         """Read pages of the current unit for a few seconds, write their chunks, checkpoint."""
-        data_key = fmt.unwrap_key(state["envelope"], fmt.org_keys(run.schema_name), snapshot_id=str(snapshot.uuid))
+        data_key = fmt.unwrap_key(
+            state["envelope"], fmt.org_keys(run.schema_name), snapshot_id=str(snapshot.uuid)
+        )
         client = cluster_client(snapshot.cluster)  # type: ignore[arg-type]
         selection = Selection.parse(snapshot.selection or {})
         index = int(state["unit"])
@@ -310,11 +318,12 @@ class SnapshotJob(Job):
         try:
             for page in pages:
                 for obj in page.get("items") or []:
+                    # A list's items carry no apiVersion or kind of their own.
+                    obj["apiVersion"], obj["kind"] = api_version, kind
                     if not selection.wants(obj):
                         continue
                     meta = obj.get("metadata") or {}
                     meta.pop("managedFields", None)
-                    obj["apiVersion"], obj["kind"] = api_version, kind
                     for ref in meta.get("ownerReferences") or []:
                         if isinstance(ref, dict) and ref.get("uid"):
                             owners.add(str(ref["uid"]))
@@ -398,7 +407,9 @@ class SnapshotJob(Job):
 
     def _seal(self, run: Run, snapshot: Snapshot, store: Store, state: dict[str, Any]) -> Outcome:
         """Every unit is written: the manifest, last; stray chunks of a resumed pass removed."""
-        data_key = fmt.unwrap_key(state["envelope"], fmt.org_keys(run.schema_name), snapshot_id=str(snapshot.uuid))
+        data_key = fmt.unwrap_key(
+            state["envelope"], fmt.org_keys(run.schema_name), snapshot_id=str(snapshot.uuid)
+        )
         chunks = [fmt.ChunkInfo.from_dict(c) for c in state["chunks"]]
         listed = {c.name for c in chunks}
         for key in list(store.keys(f"{snapshot.storage_prefix}/chunks/")):
@@ -446,7 +457,9 @@ class SnapshotJob(Job):
         sealed = fmt.seal_manifest(manifest, data_key, state["envelope"])
         store.put(manifest_key(snapshot), sealed)
         # Read back: what is stored is what a restore will open.
-        fmt.open_manifest(store.get(manifest_key(snapshot)), fmt.org_keys(run.schema_name), snapshot_id=str(snapshot.uuid))
+        fmt.open_manifest(
+            store.get(manifest_key(snapshot)), fmt.org_keys(run.schema_name), snapshot_id=str(snapshot.uuid)
+        )
         state["manifest_sha256"] = fmt.manifest_digest(sealed)
         state["manifest_bytes"] = len(sealed)
         self._save(run, state)
@@ -472,7 +485,10 @@ class SnapshotJob(Job):
             store_of(snapshot.location, run.schema_name).delete_prefix(f"{snapshot.storage_prefix}/")
         except (StorageUnavailable, FlotillaError, OSError) as exc:
             logger.warning("could not remove the chunks of snapshot %s: %s", snapshot.pk, exc)
-            return f" (its partial chunks could not be removed from {snapshot.location.name}: they are unreadable without a manifest)"
+            return (
+                f" (its partial chunks could not be removed from {snapshot.location.name}: "
+                "they are unreadable without a manifest)"
+            )
         return ""
 
     def _save(self, run: Run, state: dict[str, Any]) -> None:

@@ -75,7 +75,14 @@ def _name(given: Any, cluster: Cluster) -> str:
 
 
 def start_operation(
-    actor: Actor, cluster: Cluster, subject_type: str, subject_id: int, kind: str, *, message: str, idempotency_key: str = ""
+    actor: Actor,
+    cluster: Cluster,
+    subject_type: str,
+    subject_id: int,
+    kind: str,
+    *,
+    message: str,
+    idempotency_key: str = "",
 ) -> Operation:
     """Record an operation of this app's kinds and hand it to the engine (inside the caller's
     transaction); a line on the cluster's timeline says who asked."""
@@ -150,7 +157,12 @@ def create_snapshot(
                 actor,
                 "snapshot.created",
                 obj=snapshot,
-                after={"cluster": cluster.name, "name": snapshot.name, "location": where.name, "selection": snapshot.selection},
+                after={
+                    "cluster": cluster.name,
+                    "name": snapshot.name,
+                    "location": where.name,
+                    "selection": snapshot.selection,
+                },
             )
             operation = start_operation(
                 actor,
@@ -182,7 +194,11 @@ def delete_snapshot(actor: Actor, snapshot: Snapshot) -> SnapshotRequested:
             snapshot.status == SnapshotStatus.DELETING and active is not None
         ):
             if active is None:
-                active = Operation.objects.filter(subject_type=SNAPSHOT_SUBJECT, subject_id=snapshot.pk).order_by("-id").first()
+                active = (
+                    Operation.objects.filter(subject_type=SNAPSHOT_SUBJECT, subject_id=snapshot.pk)
+                    .order_by("-id")
+                    .first()
+                )
             assert active is not None
             return SnapshotRequested(snapshot, active, False)
         if snapshot.status in (SnapshotStatus.PENDING, SnapshotStatus.RUNNING):
@@ -195,7 +211,9 @@ def delete_snapshot(actor: Actor, snapshot: Snapshot) -> SnapshotRequested:
             raise Conflict(f"Snapshot {snapshot.name} has no cluster left to account its deletion to.")
         snapshot.transition_to(SnapshotStatus.DELETING)
         snapshot.save(update_fields=["status", "reason"])
-        record_action(actor, "snapshot.deleted", obj=snapshot, before={"name": snapshot.name, "status": "completed"})
+        record_action(
+            actor, "snapshot.deleted", obj=snapshot, before={"name": snapshot.name, "status": "completed"}
+        )
         assert snapshot.cluster is not None
         operation = start_operation(
             actor,

@@ -47,7 +47,8 @@ def _load(local: LocalCluster, namespace: str) -> None:
 
     def make(i: int) -> None:
         core.create_namespaced_config_map(
-            namespace, k8s.V1ConfigMap(metadata=k8s.V1ObjectMeta(name=f"obj-{i:05d}"), data={"v": "x" * 200 + str(i)})
+            namespace,
+            k8s.V1ConfigMap(metadata=k8s.V1ObjectMeta(name=f"obj-{i:05d}"), data={"v": "x" * 200 + str(i)}),
         )
 
     with ThreadPoolExecutor(8) as pool:
@@ -71,9 +72,17 @@ def _kill_and_recover(org: Organization, op_id: int, tmp_path: Path, midway: Any
     second = KillableWorker(tmp_path / "worker-2.log", **ENV)
     try:
         if _operation(org, op_id).status == OperationStatus.RUNNING:
-            poll(lambda: sweep_operations()["requeued"], timeout=30, interval=0.5, what="the sweeper to requeue")
+            poll(
+                lambda: sweep_operations()["requeued"],
+                timeout=30,
+                interval=0.5,
+                what="the sweeper to requeue",
+            )
         final = poll(
-            lambda: (op := _operation(org, op_id)) if not op.is_active else None, timeout=180, interval=0.2, what="the end"
+            lambda: None if (op := _operation(org, op_id)).is_active else op,
+            timeout=180,
+            interval=0.2,
+            what="the end",
         )
     finally:
         second.stop()
@@ -84,13 +93,19 @@ def _kill_and_recover(org: Organization, op_id: int, tmp_path: Path, midway: Any
 def _snapshot_objects(org: Organization, snapshot: Snapshot) -> list[dict[str, Any]]:
     store = store_of(snapshot.location, org.schema_name)  # type: ignore[arg-type]
     manifest, key = fmt.open_manifest(
-        store.get(f"{snapshot.storage_prefix}/manifest"), fmt.org_keys(org.schema_name), snapshot_id=str(snapshot.uuid)
+        store.get(f"{snapshot.storage_prefix}/manifest"),
+        fmt.org_keys(org.schema_name),
+        snapshot_id=str(snapshot.uuid),
     )
     stored = {k.rsplit("/", 1)[-1] for k in store.keys(f"{snapshot.storage_prefix}/chunks/")}
     assert stored == {c.name for c in manifest.chunks}, "no stray chunk is left beside the manifest's"
     out: list[dict[str, Any]] = []
     for info in manifest.chunks:
-        out.extend(fmt.open_chunk(str(snapshot.uuid), key, info, store.get(f"{snapshot.storage_prefix}/chunks/{info.name}")))
+        out.extend(
+            fmt.open_chunk(
+                str(snapshot.uuid), key, info, store.get(f"{snapshot.storage_prefix}/chunks/{info.name}")
+            )
+        )
     return out
 
 
@@ -104,7 +119,9 @@ def test_worker_killed_mid_snapshot_and_mid_restore(
     cluster = cluster_on(org, local_cluster, name="crash")
     with schema_context(org.schema_name):
         requested = snapshot_services.create_snapshot(
-            owner_actor(org), cluster, selection={"include_namespaces": [namespace], "include_kinds": ["ConfigMap"]}
+            owner_actor(org),
+            cluster,
+            selection={"include_namespaces": [namespace], "include_kinds": ["ConfigMap"]},
         )
     _kill_and_recover(
         org,
