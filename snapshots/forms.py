@@ -267,6 +267,9 @@ class LocationForm(ServiceErrors):
             return "secret", ""
         if service_field == "prefix":
             return "bucket_prefix", ""
+        if service_field == "key":
+            # The storage's "key" is an object's key (a probe that went missing), not the access key.
+            return None, ""
         if service_field.startswith("options."):
             return "options", f"{service_field.partition('.')[2]}: "
         return super().field_for(service_field)
