@@ -46,6 +46,8 @@ def test_snapshot_from_the_cluster_page_then_preview_and_restore_under_a_new_nam
     expect(section.get_by_test_id("snapshots-table")).to_contain_text("No snapshots yet.")
     section.get_by_label("Name", exact=True).fill("lab-first")
     section.get_by_label("Namespaces", exact=True).fill(kube_namespace)
+    # The namespace alone: the cluster's own cluster-scoped objects are left out.
+    section.get_by_label("Cluster-scoped objects").uncheck()
     section.get_by_role("button", name="Take snapshot").click()
 
     # The snapshot's page follows it live to Completed, with what it holds.
@@ -59,6 +61,8 @@ def test_snapshot_from_the_cluster_page_then_preview_and_restore_under_a_new_nam
     with schema_context(org.schema_name):
         snapshot = Snapshot.objects.get(name="lab-first")
         assert snapshot.object_count >= 3 and snapshot.stored_bytes > 0
+        assert snapshot.selection["cluster_scoped"] is False
+        assert "rbac.authorization.k8s.io/v1/ClusterRole" not in snapshot.kinds
 
     # The restore form appeared with it: a preview into the same cluster, under another name.
     form = page.locator("#restore-form")
