@@ -41,14 +41,14 @@ def _map_lines(text: str) -> dict[str, str]:
     return found
 
 
-def _map_lines_error(text: str) -> None:
+def _map_lines_error(text: str, shape: str = "FROM=TO") -> None:
     bad = [
         str(number)
         for number, line in enumerate(text.splitlines(), start=1)
         if line.strip() and not line.strip().startswith("#") and "=" not in line
     ]
     if bad:
-        raise forms.ValidationError(f"Line {', '.join(bad)}: write one FROM=TO per line.")
+        raise forms.ValidationError(f"Line {', '.join(bad)}: write one {shape} per line.")
 
 
 def _list_field(label: str, placeholder: str, help_text: str = "") -> forms.CharField:
@@ -219,7 +219,7 @@ class LocationForm(ServiceErrors):
         label="Driver",
         required=False,
         max_length=40,
-        help_text="The libcloud storage provider's name (other drivers only).",
+        help_text="A libcloud storage provider (other drivers).",
     )
     bucket = forms.CharField(required=False, max_length=255)
     endpoint = forms.CharField(
@@ -258,7 +258,7 @@ class LocationForm(ServiceErrors):
 
     def clean_options(self) -> str:
         text: str = self.cleaned_data["options"]
-        _map_lines_error(text)
+        _map_lines_error(text, "NAME=VALUE")
         return text
 
     def field_for(self, service_field: str) -> tuple[str | None, str]:

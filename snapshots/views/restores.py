@@ -25,16 +25,15 @@ from snapshots.services import restores as restore_services
 from snapshots.views.common import operation_of, refuse_unless, refused_by_service
 
 ITEMS_PER_PAGE = 100
-# The counts of a report, in the order they are shown, with their words.
+# The counts of a report, in the order they are shown: the words of a restore, then of a preview.
 COUNTS = (
-    ("created", "created"),
-    ("updated", "updated"),
-    ("unchanged", "unchanged"),
-    ("skipped", "skipped"),
-    ("conflict", "in conflict"),
-    ("failed", "failed"),
+    ("created", "created", "to create"),
+    ("updated", "updated", "to update"),
+    ("unchanged", "unchanged", "unchanged"),
+    ("skipped", "skipped", "to skip"),
+    ("conflict", "in conflict", "in conflict"),
+    ("failed", "failed", "failed"),
 )
-
 
 DIFF_SHOWN = 20
 VALUE_SHOWN = 200
@@ -83,7 +82,10 @@ def _live_context(request: HttpRequest, restore: Restore) -> dict[str, Any]:
         "is_preview": is_preview,
         "operation": operation,
         "active": operation if operation is not None and operation.is_active else None,
-        "counts": [(key, words, int(counts.get(key, 0) or 0)) for key, words in COUNTS],
+        "counts": [
+            (key, planned if is_preview else done, int(counts.get(key, 0) or 0))
+            for key, done, planned in COUNTS
+        ],
         "total": sum(int(v or 0) for v in counts.values()),
         "confirmed": confirmed,
         "can_confirm": is_preview

@@ -225,7 +225,9 @@ def _live_context(
         "snapshot": snapshot,
         "operation": operation,
         "active": active,
-        "kinds": sorted((snapshot.kinds or {}).items()),
+        # Every kind listed is counted, most with none: the table shows those it holds.
+        "kinds": sorted((k, n) for k, n in (snapshot.kinds or {}).items() if n),
+        "empty_kinds": sum(1 for n in (snapshot.kinds or {}).values() if not n),
         "selection": _selection_text(snapshot.selection or {}),
         "can_restore": can_restore,
         "restore_form": restore_form or (_restore_form(actor, snapshot) if can_restore else None),

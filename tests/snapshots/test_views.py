@@ -428,6 +428,7 @@ class TestSnapshotPage:
             conditions=[
                 {"type": "Consistent", "status": "False", "reason": "Resumed", "message": "listed twice"}
             ],
+            kinds={"v1/ConfigMap": 1200, "apps/v1/Deployment": 34, "v1/Event": 0, "batch/v1/Job": 0},
         )
         page = member.get(f"/o/alpha/snapshots/{snapshot.pk}/").content.decode()
         assert 'data-testid="snapshot-status">Completed<' in page
@@ -439,6 +440,8 @@ class TestSnapshotPage:
         ):
             assert shown in page, shown
         assert "Consistent" in page and "listed twice" in page
+        # Kinds listed with no objects are counted, not shown.
+        assert 'data-kind="v1/Event"' not in page and "2 other kinds listed, with no objects." in page
         assert f'action="/o/alpha/snapshots/{snapshot.pk}/restore/"' in page and "Preview restore" in page
         # The target defaults to the snapshot's own cluster; every running cluster is offered.
         assert (
@@ -584,7 +587,7 @@ class TestRestorePage:
         page = member.get(f"/o/alpha/snapshots/restores/{preview.pk}/").content.decode()
         assert 'data-testid="restore-status">Completed<' in page and "Restore now" in page
         assert "nothing was changed in prod" in page
-        assert re.search(r'data-count="created"><dt>would be created</dt><dd>1<', page)
+        assert re.search(r'data-count="created"><dt>to create</dt><dd>1<', page)
         conflict = re.search(r'<tr data-item="ConfigMap/shop-copy/cm-2".*?</tr>', page, re.S)
         assert conflict and "field is immutable" in conflict.group(0) and "from shop" in conflict.group(0)
         update = re.search(r'<tr data-item="ConfigMap/shop-copy/cm-1".*?</tr>', page, re.S)
@@ -608,6 +611,7 @@ class TestRestorePage:
         assert "Restore now" not in page and f"Restored as #{restore.pk}" in page
         page = member.get(response["Location"]).content.decode()
         assert f"Its preview, #{preview.pk}" in page and "Restore now" not in page
+        assert '<div data-count="created"><dt>created</dt><dd>0<' in page
 
     def test_filters_and_pages_of_the_report(self, org_a: Organization, viewer: Client) -> None:
         prod = ready_cluster(org_a)
@@ -738,7 +742,9 @@ class TestLocations:
         assert "a loopback address" in field_errors(page)["endpoint"][0], page
         assert SECRET not in page and 'value="AKIAEXAMPLE"' in page
         response = owner.post("/o/alpha/snapshots/locations/new/", {**form, "options": "not a pair"})
-        assert field_errors(response.content.decode())["options"] == ["Line 1: write one FROM=TO per line."]
+        assert field_errors(response.content.decode())["options"] == [
+            "Line 1: write one NAME=VALUE per line."
+        ]
         assert not in_org(org_a, lambda: StorageLocation.objects.exists())
 
     def test_a_location_holding_snapshots_is_not_deleted(self, org_a: Organization, owner: Client) -> None:
