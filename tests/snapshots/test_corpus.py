@@ -168,6 +168,7 @@ def test_corpus_loads_reads_back_through_discovery_and_unloads(local_cluster: Lo
         assert load_corpus(local_cluster.kubeconfig, f"{prefix}2") == summary
         expected = {identity(o): o for o in corpus_objects(prefix)}
         assert summary["objects"] == len(expected)
+        assert summary["kinds"][f"{GROUP}/v1/Widget"] == 4  # amber, written at v1alpha1, counted at v1
         assert summary["kinds"]["v1/ConfigMap"] == len(
             [o for o in expected.values() if o["kind"] == "ConfigMap"]
         )

@@ -135,7 +135,8 @@ def is_shared(obj: dict[str, Any]) -> bool:
 
 
 def load_corpus(kubeconfig: str, prefix: str) -> dict[str, Any]:
-    """Create one copy of the corpus in a cluster Flotilla runs; {"objects": n, "kinds": {...}}.
+    """Create one copy of the corpus in a cluster Flotilla runs; {"objects": n, "kinds": {...}}
+    with kinds counted at their preferred version (the shared objects counted too).
 
     Meant for a cluster that does not hold this prefix yet: its objects are created (an existing
     one is `AlreadyExists`); the shared ones are applied, so a second copy finds them in place.
@@ -143,7 +144,7 @@ def load_corpus(kubeconfig: str, prefix: str) -> dict[str, Any]:
     client = kube.connect(kubeconfig, trusted=True)
     objects = corpus_objects(prefix, service_cidr=_service_cidr(client), taken=_taken_addresses(client))
     uids: dict[tuple[str, str, str], str] = {}
-    kinds: Counter[str] = Counter()
+    kinds: Counter[tuple[str, str]] = Counter()
     crds_ready = False
     for obj in _load_order(objects):
         if obj["kind"] != "CustomResourceDefinition" and not crds_ready:
@@ -152,8 +153,11 @@ def load_corpus(kubeconfig: str, prefix: str) -> dict[str, Any]:
         made = _put(client, obj, uids)
         meta = made["metadata"]
         uids[(obj["kind"], meta.get("namespace", ""), meta["name"])] = meta["uid"]
-        kinds[f"{obj['apiVersion']}/{obj['kind']}"] += 1
-    return {"objects": sum(kinds.values()), "kinds": dict(sorted(kinds.items()))}
+        kinds[(obj["apiVersion"].rpartition("/")[0], obj["kind"])] += 1
+    # Counted at each group's preferred version, as a snapshot lists them ("apps/v1/Deployment").
+    preferred = kube.discovery(client).preferred
+    counts = {f"{group}/{preferred[group]}/{kind}".lstrip("/"): n for (group, kind), n in kinds.items()}
+    return {"objects": sum(counts.values()), "kinds": dict(sorted(counts.items()))}
 
 
 def unload_corpus(kubeconfig: str, prefix: str) -> None:
