@@ -28,7 +28,7 @@ from tests.local_kube import ClusterFactory, LocalCluster
 from tests.snapshots.corpus import corpus_namespaces, load_corpus, unload_corpus
 
 pytestmark = [pytest.mark.kube, pytest.mark.django_db]
-PREFIX = "fid"
+PREFIX = "fy"
 IGNORE = (*SEMANTIC_IGNORE, f'metadata.annotations["{RESTORE_ANNOTATION}"]')
 
 

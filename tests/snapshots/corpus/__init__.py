@@ -13,6 +13,13 @@ the StorageClass `corpus-fast` are shared by all copies in a cluster: they are l
 Rendered ownerReferences carry an empty uid: the owner's uid exists only once it is created, so
 `load_corpus` creates owners first and fills it in. Bootstrap tokens are not in the corpus: they
 belong in kube-system, and the corpus stays out of kube-* namespaces.
+
+What the cluster adds, that a snapshot sees and a restore must not fight: the aggregated
+ClusterRole's rules (the aggregation controller writes them), the service-account-token Secret's
+data (the token controller's), the Widget `red`'s status (written through its subresource after
+creation), the LoadBalancer Service's node ports (allocated), defaults (the Widget `amber`'s
+size, written at v1alpha1 and read at v1), and the Service labels the endpoints controllers copy
+onto Endpoints and EndpointSlices.
 """
 
 from __future__ import annotations
@@ -128,7 +135,8 @@ def is_shared(obj: dict[str, Any]) -> bool:
 
 
 def load_corpus(kubeconfig: str, prefix: str) -> dict[str, Any]:
-    """Create one copy of the corpus in a cluster Flotilla runs; {"objects": n, "kinds": {...}}.
+    """Create one copy of the corpus in a cluster Flotilla runs; {"objects": n, "kinds": {...}}
+    with kinds counted at their preferred version (the shared objects counted too).
 
     Meant for a cluster that does not hold this prefix yet: its objects are created (an existing
     one is `AlreadyExists`); the shared ones are applied, so a second copy finds them in place.
@@ -136,7 +144,7 @@ def load_corpus(kubeconfig: str, prefix: str) -> dict[str, Any]:
     client = kube.connect(kubeconfig, trusted=True)
     objects = corpus_objects(prefix, service_cidr=_service_cidr(client), taken=_taken_addresses(client))
     uids: dict[tuple[str, str, str], str] = {}
-    kinds: Counter[str] = Counter()
+    kinds: Counter[tuple[str, str]] = Counter()
     crds_ready = False
     for obj in _load_order(objects):
         if obj["kind"] != "CustomResourceDefinition" and not crds_ready:
@@ -145,8 +153,11 @@ def load_corpus(kubeconfig: str, prefix: str) -> dict[str, Any]:
         made = _put(client, obj, uids)
         meta = made["metadata"]
         uids[(obj["kind"], meta.get("namespace", ""), meta["name"])] = meta["uid"]
-        kinds[f"{obj['apiVersion']}/{obj['kind']}"] += 1
-    return {"objects": sum(kinds.values()), "kinds": dict(sorted(kinds.items()))}
+        kinds[(obj["apiVersion"].rpartition("/")[0], obj["kind"])] += 1
+    # Counted at each group's preferred version, as a snapshot lists them ("apps/v1/Deployment").
+    preferred = kube.discovery(client).preferred
+    counts = {f"{group}/{preferred[group]}/{kind}".lstrip("/"): n for (group, kind), n in kinds.items()}
+    return {"objects": sum(counts.values()), "kinds": dict(sorted(counts.items()))}
 
 
 def unload_corpus(kubeconfig: str, prefix: str) -> None:
@@ -159,14 +170,21 @@ def unload_corpus(kubeconfig: str, prefix: str) -> None:
     names = corpus_namespaces(prefix)
     for name in names:
         kube.delete(client, "v1", "Namespace", name, missing_ok=True)
-    for obj in reversed(_load_order(objects)):
-        if obj["kind"] != "Namespace" and not obj["metadata"].get("namespace") and not is_shared(obj):
-            _delete(client, obj)
+    cluster_scoped = [
+        obj
+        for obj in reversed(_load_order(objects))
+        if obj["kind"] != "Namespace" and not obj["metadata"].get("namespace") and not is_shared(obj)
+    ]
+    for obj in cluster_scoped:
+        _delete(client, obj)
     _wait_gone(client, [("v1", "Namespace", name) for name in names])
+    _wait_gone(client, [_key(obj) for obj in cluster_scoped], again=True)
+    # Any other labelled namespace holds a copy (a restored one may carry this prefix's label
+    # under another name): the shared objects stay for it.
     others = [
         ns
         for ns in kube.list_items(client, ("v1", "Namespace"), label_selector=CORPUS_LABEL)
-        if ns["metadata"]["labels"].get(CORPUS_LABEL) not in (prefix, SHARED)
+        if ns["metadata"]["name"] not in names
     ]
     if not others:
         shared = [obj for obj in objects if is_shared(obj)]
@@ -174,7 +192,7 @@ def unload_corpus(kubeconfig: str, prefix: str) -> None:
             _delete(client, obj)
         # A CRD is removed after its custom resources: a load that came before it was gone
         # would find it Terminating.
-        _wait_gone(client, [(o["apiVersion"], o["kind"], o["metadata"]["name"]) for o in shared])
+        _wait_gone(client, [_key(obj) for obj in shared])
 
 
 def _check_prefix(prefix: str) -> None:
@@ -344,15 +362,23 @@ def _delete(client: kube.Client, obj: dict[str, Any]) -> None:
         kube.delete(client, obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
 
 
-def _wait_gone(client: kube.Client, objects: list[tuple[str, str, str]]) -> None:
-    """Wait until deleted cluster-scoped objects (apiVersion, kind, name) are gone for good."""
+def _key(obj: dict[str, Any]) -> tuple[str, str, str]:
+    return obj["apiVersion"], obj["kind"], obj["metadata"]["name"]
+
+
+def _wait_gone(client: kube.Client, objects: list[tuple[str, str, str]], *, again: bool = False) -> None:
+    """Wait until deleted cluster-scoped objects (apiVersion, kind, name) are gone for good;
+    with `again`, one a controller brought back (not being deleted) is deleted again."""
     deadline = time.monotonic() + _WAIT
     for api_version, kind, name in objects:
         while True:
             try:
-                kube.get(client, api_version, kind, name)
+                found = kube.get(client, api_version, kind, name)
             except kube.NotFound:
                 break
+            if again and not found["metadata"].get("deletionTimestamp"):
+                with contextlib.suppress(kube.NotFound):
+                    kube.delete(client, api_version, kind, name)
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{kind} {name} still there {_WAIT:.0f} s after its deletion")
             time.sleep(0.25)
