@@ -62,6 +62,8 @@ def _list_context(request: HttpRequest) -> dict[str, Any]:
         "rows": rows_of(list(page.object_list)),
         "page": page,
         "clusters": clusters,
+        # A snapshot outlives its cluster: only a live one's page is linked.
+        "live_cluster_ids": {c.pk for c in clusters},
         "chosen": chosen,
         "query": urlencode(query),
     }

@@ -235,6 +235,9 @@ class TestList:
         )
         page = viewer.get("/o/alpha/snapshots/").content.decode()
         assert 'data-snapshot="kept"' in page and 'data-snapshot="gone"' not in page
+        kept_row = re.search(r'<tr data-snapshot="kept">.*?</tr>', page, re.S)
+        assert kept_row and 'prod <span class="muted">(deleted)</span>' in kept_row.group(0)
+        assert f"/o/alpha/clusters/{prod.pk}/" not in kept_row.group(0)
         assert viewer.get(f"/o/alpha/snapshots/{kept.pk}/").status_code == 200
 
     def test_query_budget_is_the_same_for_5_and_50_snapshots(
