@@ -413,8 +413,34 @@ def install(client: kube.Client, kubeconfig: Path, s3_url: str) -> list[str]:
     return names
 
 
+def _drop_finalizers(client: kube.Client, crd_name: str) -> None:
+    """Clear the finalizers of every object of one of velero's kinds: with the server stopped,
+    nothing would ever remove them, and the namespace and the CRD would stay Terminating."""
+    try:
+        crd = kube.get(client, "apiextensions.k8s.io/v1", "CustomResourceDefinition", crd_name)
+    except kube.NotFound:
+        return
+    spec = crd["spec"]
+    version = next(v["name"] for v in spec["versions"] if v.get("served"))
+    api_version, kind = f"{spec['group']}/{version}", spec["names"]["kind"]
+    for obj in kube.list_items(client, (api_version, kind)):
+        meta = obj["metadata"]
+        if meta.get("finalizers"):
+            with contextlib.suppress(kube.NotFound):
+                kube.patch(
+                    client,
+                    api_version,
+                    kind,
+                    meta["name"],
+                    {"metadata": {"finalizers": None}},
+                    namespace=meta.get("namespace"),
+                )
+
+
 def uninstall(client: kube.Client, crd_names: list[str]) -> None:
-    """Remove velero's namespace (waiting until it is gone) and its CRDs."""
+    """Remove velero's namespace and its CRDs, waiting until both are gone."""
+    for name in crd_names:
+        _drop_finalizers(client, name)
     kube.delete(client, "v1", "Namespace", VELERO_NAMESPACE, missing_ok=True)
     for name in crd_names:
         kube.delete(client, "apiextensions.k8s.io/v1", "CustomResourceDefinition", name, missing_ok=True)
@@ -423,10 +449,18 @@ def uninstall(client: kube.Client, crd_names: list[str]) -> None:
         try:
             kube.get(client, "v1", "Namespace", VELERO_NAMESPACE)
         except kube.NotFound:
-            return True
-        return False
+            pass
+        else:
+            return False
+        for name in crd_names:
+            try:
+                kube.get(client, "apiextensions.k8s.io/v1", "CustomResourceDefinition", name)
+            except kube.NotFound:
+                continue
+            return False
+        return True
 
-    _wait_until(gone, timeout=120, what="namespace velero deleted", interval=0.5)
+    _wait_until(gone, timeout=120, what="velero's namespace and CRDs deleted", interval=0.5)
 
 
 @contextlib.contextmanager
