@@ -24,6 +24,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from clusters import kube
+from clusters.local.runtime import embed_kubeconfig_files
 
 BENCH_LABEL = "flotilla.io/bench"
 TIERS = ("web", "api", "db", "cache")
@@ -175,8 +176,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--namespaces", type=int, default=1, help="spread over this many namespaces")
     args = parser.parse_args(argv)
     stats: dict[str, int] = {}
+    # The gateway takes certificates inline only; kwokctl's own file names them by path.
+    kubeconfig = embed_kubeconfig_files(args.kubeconfig.read_text(), base=args.kubeconfig.resolve().parent)
     seconds = load(
-        args.kubeconfig.read_text(),
+        kubeconfig,
         args.namespace,
         configmaps=args.configmaps,
         secrets=args.secrets,

@@ -43,6 +43,7 @@ import yaml  # noqa: E402
 from clusters import kube  # noqa: E402
 from clusters.local import binaries  # noqa: E402
 from clusters.local.build_progress import BuildProgress  # noqa: E402
+from clusters.local.runtime import embed_kubeconfig_files  # noqa: E402
 
 VELERO_VERSION = "v1.18.3"
 PLUGIN_VERSION = "v1.14.3"
@@ -534,7 +535,7 @@ def _summary(status: dict[str, Any], done_key: str, seconds: float, peaks: list[
 def _read_kubeconfig(kubeconfig: str, work_dir: Path) -> Path:
     """A kubeconfig file for velero: `kubeconfig` itself if it names a file, else its text written out."""
     if "\n" not in kubeconfig and Path(kubeconfig).is_file():
-        return Path(kubeconfig)
+        return Path(kubeconfig).resolve()
     path = work_dir / "kubeconfig.yaml"
     path.write_text(kubeconfig)
     path.chmod(0o600)
@@ -560,7 +561,9 @@ def run(
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     config_path = _read_kubeconfig(kubeconfig, work_dir)
-    client = kube.connect(config_path.read_text(), trusted=True)
+    # velero reads certificate files a kubeconfig names; the gateway takes them inline only.
+    inline = embed_kubeconfig_files(config_path.read_text(), base=config_path.parent)
+    client = kube.connect(inline, trusted=True)
     credentials = work_dir / "aws-credentials"
     credentials.write_text("[default]\naws_access_key_id = testing\naws_secret_access_key = testing\n")
     stamp = datetime.now(UTC).strftime("%H%M%S")
