@@ -294,6 +294,7 @@ class MemorySampler:
         self._thread.join()
 
     def mark(self, window: str | None) -> None:
+        """Samples from now on also count towards `window` (None: towards no window)."""
         with self.lock:
             self._current = window
             if window is not None:
@@ -636,7 +637,10 @@ def run(
 
 
 def selftest(objects: int, *, keep_dir: Path | None = None) -> dict[str, Any]:
-    """Start a scratch local cluster, load `objects` ConfigMaps, run the peer, delete the cluster."""
+    """Start a scratch local cluster, load `objects` ConfigMaps, run the peer, delete the cluster.
+
+    `keep_dir` replaces the temporary work directory (velero's logs are removed from it either way).
+    """
     from bench.load_objects import load
     from clusters.local.runtime import LocalClusterSpec, LocalRuntime, NodePoolSpec
 
