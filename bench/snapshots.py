@@ -196,11 +196,10 @@ def _floor_create(kubeconfig: str, namespace: str, count: int, workers: int) -> 
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from tests.snapshots.corpus import load_corpus
-
-    from bench import load_objects
+    from bench.load_objects import load
     from clusters.local import binaries
     from clusters.local.runtime import LocalClusterSpec, LocalRuntime, NodePoolSpec
+    from tests.snapshots.corpus import load_corpus
 
     version = binaries.available_k8s_versions()[0]
     results: dict[str, Any] = {"sizes": {}, "velero": None}
@@ -241,7 +240,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 t = time.perf_counter()
                 for i, ns in enumerate(namespaces):
                     share = per // len(namespaces) + (1 if i < per % len(namespaces) else 0)
-                    load_objects.load(kubeconfig, ns, configmaps=share, secrets=share)
+                    load(kubeconfig, ns, configmaps=share, secrets=share)
                 loaded = time.perf_counter() - t
                 tgt = f"dst-{n}"
                 target_kubeconfig = cluster(tgt) if n in args.restore_sizes else kubeconfig
@@ -286,10 +285,11 @@ def _side_by_side(
     n: int, env: dict[str, str], log: Path, cluster: Any, runtime: Any, started: list[str], work: Path
 ) -> dict[str, Any]:
     """Both tools on one cluster and one namespace of N ConfigMaps of ~1 KB."""
-    from bench import load_objects, velero_peer
+    from bench.load_objects import load
+    from bench.velero_peer import run as velero_run
 
     kubeconfig = cluster("peer")
-    load_objects.load(kubeconfig, "peer", configmaps=n, secrets=0)
+    load(kubeconfig, "peer", configmaps=n, secrets=0)
     _child(env, SETUP, {"peer": ["peer", kubeconfig]}, log)
     selection = {"include_namespaces": ["peer"]}
     ours = _child(
@@ -307,7 +307,7 @@ def _side_by_side(
         },
         log,
     )
-    theirs = velero_peer.run(kubeconfig, "peer", target_namespace="peer-velero", work_dir=work / "velero")
+    theirs = velero_run(kubeconfig, "peer", target_namespace="peer-velero", work_dir=work / "velero")
     return {"flotilla": {"snapshot": ours, "restore": mine}, "velero": theirs, "objects": n}
 
 
@@ -325,19 +325,12 @@ def _print_peer(peer: dict[str, Any]) -> None:
     n = peer["objects"]
     ours_s, ours_r = peer["flotilla"]["snapshot"], peer["flotilla"]["restore"]
     v = peer["velero"]
+    vb, vr = v["backup"], v["restore"]
     rows = [
-        (
-            "backup/snapshot objects/s",
-            ours_s["objects"] / ours_s["seconds"],
-            v["backup_items"] / v["backup_seconds"],
-        ),
-        (
-            "restore objects/s",
-            ours_r["objects"] / ours_r["seconds"],
-            v["restore_items"] / v["restore_seconds"],
-        ),
-        ("peak RSS MiB (snapshot)", ours_s["peak_rss_mib"], v["backup_peak_rss_total_mib"]),
-        ("peak RSS MiB (restore)", ours_r["peak_rss_mib"], v["restore_peak_rss_total_mib"]),
+        ("backup/snapshot objects/s", ours_s["objects"] / ours_s["seconds"], vb["items"] / vb["seconds"]),
+        ("restore objects/s", ours_r["objects"] / ours_r["seconds"], vr["items"] / vr["seconds"]),
+        ("peak RSS MiB (snapshot)", ours_s["peak_rss_mib"], vb["peak_rss_with_plugins_mib"]),
+        ("peak RSS MiB (restore)", ours_r["peak_rss_mib"], vr["peak_rss_with_plugins_mib"]),
     ]
     print(f"\nSide by side on {n:,} ConfigMaps (same cluster, same namespace)")
     print(f"{'':28}{'Flotilla':>12}{'Velero':>12}{'ratio':>10}")
@@ -345,8 +338,9 @@ def _print_peer(peer: dict[str, Any]) -> None:
         ratio = ours / theirs if "RSS" not in label else theirs / ours
         print(f"{label:28}{ours:>12,.1f}{theirs:>12,.1f}{ratio:>9.1f}x")
     print(
-        f"Velero: backup {v['backup_seconds']:.1f} s ({v['backup_phase']}), "
-        f"restore {v['restore_seconds']:.1f} s ({v['restore_phase']})"
+        f"Velero {v['version']}: backup {vb['seconds']:.1f} s ({vb['phase']}, {vb['items']:,} items), "
+        f"restore {vr['seconds']:.1f} s ({vr['phase']}, {vr['items']:,} items); its server alone peaked at "
+        f"{vb['server_peak_rss_mib']:.0f} / {vr['server_peak_rss_mib']:.0f} MiB"
     )
 
 

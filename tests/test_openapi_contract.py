@@ -259,7 +259,11 @@ def realistic_org() -> tuple[Organization, dict[str, list[int]]]:
     run(org, taken.operation)
     with schema_context(org.schema_name):
         preview = restore_services.start_restore(
-            actor, taken.snapshot, ready.cluster, mode="preview", options={"namespace_map": {"default": "copy"}}
+            actor,
+            taken.snapshot,
+            ready.cluster,
+            mode="preview",
+            options={"namespace_map": {"default": "copy"}},
         )
     run(org, preview.operation)
     with schema_context(org.schema_name):

@@ -554,8 +554,8 @@ class RestoreJob(Job):
         if stopped is not None:
             where = f"{stopped.namespace}/" if stopped.namespace else ""
             raise RestoreRefused(
-                f"{stopped.kind} {where}{stopped.name} already exists in the target and the policy for existing "
-                "objects is 'fail'"
+                f"{stopped.kind} {where}{stopped.name} already exists in the target and the policy "
+                "for existing objects is 'fail'"
             )
 
     # --- objects --------------------------------------------------------------------------------

@@ -95,7 +95,8 @@ def test_snapshot_and_restore_through_the_cli(
     assert {f"cm-{i}" for i in range(12)} <= names
     assert core.read_namespaced_secret("creds", target).data["token"]
     restores = json.loads(run("restores", "list", "-o", "json"))
-    assert [(r["mode"], r["status"]) for r in restores] == [("restore", "completed"), ("preview", "completed")]
+    expected = [("restore", "completed"), ("preview", "completed")]
+    assert [(r["mode"], r["status"]) for r in restores] == expected
     report = json.loads(run("restores", "report", str(restores[0]["id"]), "-o", "json"))
     rows = report if isinstance(report, list) else report["items"]
     assert {r["name"] for r in rows if r["kind"] == "ConfigMap" and r["action"] == "create"} >= {

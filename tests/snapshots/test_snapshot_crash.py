@@ -86,6 +86,7 @@ def _kill_and_recover(org: Organization, op_id: int, tmp_path: Path, midway: Any
         )
     finally:
         second.stop()
+    assert isinstance(final, Operation)
     assert final.status == OperationStatus.SUCCEEDED, (final.error, second.output()[-3000:])
     return final
 
