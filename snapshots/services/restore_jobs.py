@@ -643,7 +643,8 @@ class RestoreJob(Job):
                 wanted.add(ctx.namespace_map.get(str(source), str(source)))
             elif obj.get("kind") == "Namespace" and obj.get("apiVersion") == "v1":
                 name = str(_meta(obj).get("name") or "")
-                known.discard(ctx.namespace_map.get(name, name))
+                # The snapshot's own Namespace object makes it (its phase comes first).
+                known.add(ctx.namespace_map.get(name, name))
         for name in sorted(wanted - known):
             try:
                 kube.get(ctx.client, "v1", "Namespace", name)
@@ -858,7 +859,14 @@ class RestoreJob(Job):
             return
         namespace = row.namespace
         if served.namespaced and namespace and not self._namespace_exists(ctx, namespace):
-            row.action, row.message = ItemAction.CREATE, f"namespace {namespace} is created by this restore"
+            if created_by_target(desired):
+                row.action = ItemAction.UPDATE
+                row.message = f"the target makes it with namespace {namespace}; the restore then updates it"
+            else:
+                row.action, row.message = (
+                    ItemAction.CREATE,
+                    f"namespace {namespace} is created by this restore",
+                )
             return
         live = self._live(ctx, desired)
         if live is None:

@@ -289,71 +289,75 @@ class SnapshotJob(Job):
         )
         client = cluster_client(snapshot.cluster)  # type: ignore[arg-type]
         selection = Selection.parse(snapshot.selection or {})
-        index = int(state["unit"])
-        unit = state["units"][index]
-        api_version = _api_version(unit)
-        kind = unit["kind"]
-        builder = fmt.ChunkBuilder(
-            str(snapshot.uuid),
-            data_key,
-            api_version=api_version,
-            kind=kind,
-            namespaced=bool(unit["namespaced"]),
-            prefix=f"{index:05d}",
-            first_seq=int(state["seq"]),
-            target_bytes=int(getattr(settings, "FLOTILLA_SNAPSHOT_CHUNK_BYTES", 4 << 20)),
-        )
-        owners: set[str] = set(state["owner_uids"])
-        label_selector = selection.list_label_selector()
-        pages = kube.list_pages(
-            client,
-            _resource(unit),
-            namespace=unit.get("namespace"),
-            label_selector=label_selector,
-            limit=int(getattr(settings, "FLOTILLA_SNAPSHOT_PAGE", kube.DEFAULT_PAGE)),
-            continue_token=str(state["token"]),
-        )
+        # Several small resources fit in one step; a big one spans several steps.
         ends = time.monotonic() + float(getattr(settings, "FLOTILLA_SNAPSHOT_STEP_SECONDS", STEP_SECONDS))
-        finished = False
-        try:
-            for page in pages:
-                for obj in page.get("items") or []:
-                    # A list's items carry no apiVersion or kind of their own.
-                    obj["apiVersion"], obj["kind"] = api_version, kind
-                    if not selection.wants(obj):
-                        continue
-                    meta = obj.get("metadata") or {}
-                    meta.pop("managedFields", None)
-                    for ref in meta.get("ownerReferences") or []:
-                        if isinstance(ref, dict) and ref.get("uid"):
-                            owners.add(str(ref["uid"]))
-                    sealed = builder.add(obj)
-                    if sealed is not None:
-                        self._put(store, snapshot, sealed, state)
-                del page
-                if not pages.next_token:
-                    finished = True
-                    break
-                if time.monotonic() > ends:
-                    break
-        except kube.ContinueExpired as exc:
-            return self._restart_unit(run, snapshot, store, state, exc)
-        except kube.NotFound:
-            # The resource went away between discovery and its list (a CRD deleted): nothing to keep.
-            finished = True
-        last = builder.flush()
-        if last is not None:
-            self._put(store, snapshot, last, state)
-        state["seq"] = builder.next_seq
-        state["owner_uids"] = sorted(owners)
-        key = kind_key(api_version, kind)
-        state["kinds"][key] = int(state["kinds"].get(key, 0)) + builder.objects
-        state["objects"] = int(state["objects"]) + builder.objects
-        state["raw"] = int(state["raw"]) + builder.raw_bytes
-        if finished:
-            state.update(unit=index + 1, token="", seq=0, restarts=0, unit_chunks=0)
-        else:
-            state["token"] = pages.next_token
+        while True:
+            index = int(state["unit"])
+            unit = state["units"][index]
+            api_version = _api_version(unit)
+            kind = unit["kind"]
+            builder = fmt.ChunkBuilder(
+                str(snapshot.uuid),
+                data_key,
+                api_version=api_version,
+                kind=kind,
+                namespaced=bool(unit["namespaced"]),
+                prefix=f"{index:05d}",
+                first_seq=int(state["seq"]),
+                target_bytes=int(getattr(settings, "FLOTILLA_SNAPSHOT_CHUNK_BYTES", 4 << 20)),
+            )
+            owners: set[str] = set(state["owner_uids"])
+            label_selector = selection.list_label_selector()
+            pages = kube.list_pages(
+                client,
+                _resource(unit),
+                namespace=unit.get("namespace"),
+                label_selector=label_selector,
+                limit=int(getattr(settings, "FLOTILLA_SNAPSHOT_PAGE", kube.DEFAULT_PAGE)),
+                continue_token=str(state["token"]),
+            )
+            finished = False
+            try:
+                for page in pages:
+                    for obj in page.get("items") or []:
+                        # A list's items carry no apiVersion or kind of their own.
+                        obj["apiVersion"], obj["kind"] = api_version, kind
+                        if not selection.wants(obj):
+                            continue
+                        meta = obj.get("metadata") or {}
+                        meta.pop("managedFields", None)
+                        for ref in meta.get("ownerReferences") or []:
+                            if isinstance(ref, dict) and ref.get("uid"):
+                                owners.add(str(ref["uid"]))
+                        sealed = builder.add(obj)
+                        if sealed is not None:
+                            self._put(store, snapshot, sealed, state)
+                    del page
+                    if not pages.next_token:
+                        finished = True
+                        break
+                    if time.monotonic() > ends:
+                        break
+            except kube.ContinueExpired as exc:
+                return self._restart_unit(run, snapshot, store, state, exc)
+            except kube.NotFound:
+                # The resource went away between discovery and its list (a CRD deleted): nothing to keep.
+                finished = True
+            last = builder.flush()
+            if last is not None:
+                self._put(store, snapshot, last, state)
+            state["seq"] = builder.next_seq
+            state["owner_uids"] = sorted(owners)
+            key = kind_key(api_version, kind)
+            state["kinds"][key] = int(state["kinds"].get(key, 0)) + builder.objects
+            state["objects"] = int(state["objects"]) + builder.objects
+            state["raw"] = int(state["raw"]) + builder.raw_bytes
+            if finished:
+                state.update(unit=index + 1, token="", seq=0, restarts=0, unit_chunks=0)
+            else:
+                state["token"] = pages.next_token
+            if not finished or int(state["unit"]) >= len(state["units"]) or time.monotonic() > ends:
+                break
         self._save(run, state)
         done_units = int(state["unit"])
         progress = 2 + int(95 * done_units / max(1, len(state["units"])))
