@@ -46,6 +46,12 @@ TABLE: dict[str, tuple[bool, bool, bool, bool]] = {
     "app.view": (Y, Y, Y, Y),
     "app.deploy": (N, Y, Y, Y),
     "app.delete": (N, Y, Y, Y),
+    "snapshot.view": (Y, Y, Y, Y),
+    "snapshot.create": (N, Y, Y, Y),
+    "snapshot.delete": (N, N, Y, Y),
+    "snapshot.restore": (N, Y, Y, Y),
+    "storage.view": (Y, Y, Y, Y),
+    "storage.manage": (N, N, Y, Y),
 }
 COLUMNS = (Role.VIEWER, Role.MEMBER, Role.ADMIN, Role.OWNER)
 
