@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode
 
+import orjson
 import urllib3
 from kubernetes import client as k8s
 
@@ -177,7 +178,7 @@ class Client:
                     if raw:
                         return answer.data
                     try:
-                        return json.loads(answer.data) if answer.data else {}
+                        return parse_json(answer.data) if answer.data else {}
                     except (ValueError, UnicodeDecodeError) as exc:
                         raise not_kubernetes(self.server) from exc
                 error = from_answer(answer.status, answer.data, answer.headers, self.server)
@@ -242,6 +243,15 @@ class Client:
             if ends is not None and pause >= ends - time.monotonic():
                 raise error
             self.retry.sleep(pause)
+
+
+def parse_json(data: bytes) -> Any:
+    """An answer's JSON: orjson (a snapshot parses every object of a cluster), or the standard
+    library for what orjson refuses (a lone surrogate escape, which Kubernetes may hold)."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)
 
 
 def path_segment(value: str) -> str:

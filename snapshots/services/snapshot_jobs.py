@@ -21,8 +21,13 @@ The data key is never stored in clear: the operation's state keeps it wrapped by
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import queue
+import threading
 import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from django.conf import settings
@@ -49,6 +54,8 @@ from snapshots.storage import StorageUnavailable, Store
 logger = logging.getLogger(__name__)
 
 STEP_SECONDS = 4.0
+# Chunks being compressed, encrypted and stored at once (each holds at most a chunk's objects).
+PIPELINE = 2
 MAX_RESTARTS = 3
 MANIFEST = "manifest"
 
@@ -76,6 +83,44 @@ def kind_key(api_version: str, kind: str) -> str:
 
 def _literal(patterns: tuple[str, ...]) -> bool:
     return bool(patterns) and not any(c in p for p in patterns for c in "*?[")
+
+
+def _prefetched(pages: kube.Pages) -> Iterator[tuple[dict[str, Any], str]]:
+    """The pages of a list with the continue token after each, the next one read by a thread
+    while the caller works on this one. Stopping early leaves at most one page read for nothing."""
+    ahead: queue.Queue[tuple[dict[str, Any], str] | BaseException | None] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            for page in pages:
+                while not stop.is_set():
+                    try:
+                        ahead.put((page, pages.next_token), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            ahead.put(None)
+        except BaseException as exc:  # handed to the caller, raised there
+            ahead.put(exc)
+
+    reader = threading.Thread(target=read, name="snapshot-pages", daemon=True)
+    reader.start()
+    try:
+        while True:
+            got = ahead.get()
+            if got is None:
+                return
+            if isinstance(got, BaseException):
+                raise got
+            yield got
+    finally:
+        stop.set()
+        with contextlib.suppress(queue.Empty):
+            ahead.get_nowait()
+        reader.join(timeout=30)
 
 
 def plan_units(discovered: kube.Discovery, selection: Selection) -> list[dict[str, Any]]:
@@ -283,81 +328,120 @@ class SnapshotJob(Job):
         return Outcome.step(f"Listing {len(units)} resources", progress=1)
 
     def _take(self, run: Run, snapshot: Snapshot, store: Store, state: dict[str, Any]) -> Outcome:
-        """Read pages of the current unit for a few seconds, write their chunks, checkpoint."""
+        """Read pages for a few seconds, write their chunks, checkpoint.
+
+        Three things overlap: a thread reads the next page (the API server's time, and the TLS
+        reads, which release the GIL) while this one encodes the current page's objects, and
+        full chunks are compressed, encrypted and stored by two more threads (zlib and AES-GCM
+        release the GIL too). At most PIPELINE chunks are in flight, so memory stays bounded.
+        """
         data_key = fmt.unwrap_key(
             state["envelope"], fmt.org_keys(run.schema_name), snapshot_id=str(snapshot.uuid)
         )
         client = cluster_client(snapshot.cluster)  # type: ignore[arg-type]
         selection = Selection.parse(snapshot.selection or {})
+        filtered = bool(selection.include_namespaces or selection.exclude_namespaces)
+        page_size = int(getattr(settings, "FLOTILLA_SNAPSHOT_PAGE", kube.DEFAULT_PAGE))
+        target_bytes = int(getattr(settings, "FLOTILLA_SNAPSHOT_CHUNK_BYTES", 4 << 20))
         # Several small resources fit in one step; a big one spans several steps.
         ends = time.monotonic() + float(getattr(settings, "FLOTILLA_SNAPSHOT_STEP_SECONDS", STEP_SECONDS))
-        while True:
-            index = int(state["unit"])
-            unit = state["units"][index]
-            api_version = _api_version(unit)
-            kind = unit["kind"]
-            builder = fmt.ChunkBuilder(
-                str(snapshot.uuid),
-                data_key,
-                api_version=api_version,
-                kind=kind,
-                namespaced=bool(unit["namespaced"]),
-                prefix=f"{index:05d}",
-                first_seq=int(state["seq"]),
-                target_bytes=int(getattr(settings, "FLOTILLA_SNAPSHOT_CHUNK_BYTES", 4 << 20)),
-            )
-            owners: set[str] = set(state["owner_uids"])
-            label_selector = selection.list_label_selector()
-            pages = kube.list_pages(
-                client,
-                _resource(unit),
-                namespace=unit.get("namespace"),
-                label_selector=label_selector,
-                limit=int(getattr(settings, "FLOTILLA_SNAPSHOT_PAGE", kube.DEFAULT_PAGE)),
-                continue_token=str(state["token"]),
-            )
-            finished = False
-            try:
-                for page in pages:
-                    for obj in page.get("items") or []:
-                        # A list's items carry no apiVersion or kind of their own.
-                        obj["apiVersion"], obj["kind"] = api_version, kind
-                        if not selection.wants(obj):
-                            continue
-                        meta = obj.get("metadata") or {}
-                        meta.pop("managedFields", None)
-                        for ref in meta.get("ownerReferences") or []:
-                            if isinstance(ref, dict) and ref.get("uid"):
-                                owners.add(str(ref["uid"]))
-                        sealed = builder.add(obj)
-                        if sealed is not None:
-                            self._put(store, snapshot, sealed, state)
-                    del page
-                    if not pages.next_token:
-                        finished = True
-                        break
-                    if time.monotonic() > ends:
-                        break
-            except kube.ContinueExpired as exc:
-                return self._restart_unit(run, snapshot, store, state, exc)
-            except kube.NotFound:
-                # The resource went away between discovery and its list (a CRD deleted): nothing to keep.
-                finished = True
-            last = builder.flush()
-            if last is not None:
-                self._put(store, snapshot, last, state)
-            state["seq"] = builder.next_seq
-            state["owner_uids"] = sorted(owners)
-            key = kind_key(api_version, kind)
-            state["kinds"][key] = int(state["kinds"].get(key, 0)) + builder.objects
-            state["objects"] = int(state["objects"]) + builder.objects
-            state["raw"] = int(state["raw"]) + builder.raw_bytes
-            if finished:
-                state.update(unit=index + 1, token="", seq=0, restarts=0, unit_chunks=0)
-            else:
-                state["token"] = pages.next_token
-            if not finished or int(state["unit"]) >= len(state["units"]) or time.monotonic() > ends:
-                break
+        owners: set[str] = set(state["owner_uids"])
+        location = snapshot.location
+        assert location is not None
+        with ThreadPoolExecutor(max_workers=PIPELINE, thread_name_prefix="snapshot-seal") as sealers:
+            in_flight: list[Future[fmt.SealedChunk]] = []
+
+            def store_chunk(seal: Callable[[], fmt.SealedChunk]) -> fmt.SealedChunk:
+                sealed = seal()
+                # A store per thread: each holds its own connection to the location.
+                store_of(location, run.schema_name).put(chunk_key(snapshot, sealed.info.name), sealed.data)
+                return sealed
+
+            def collect(limit: int) -> None:
+                while len(in_flight) > limit:
+                    sealed = in_flight.pop(0).result()
+                    state["chunks"].append(sealed.info.to_dict())
+                    state["stored"] = int(state["stored"]) + sealed.info.stored_bytes
+
+            while True:
+                index = int(state["unit"])
+                unit = state["units"][index]
+                api_version = _api_version(unit)
+                kind = unit["kind"]
+                builder = fmt.ChunkBuilder(
+                    str(snapshot.uuid),
+                    data_key,
+                    api_version=api_version,
+                    kind=kind,
+                    namespaced=bool(unit["namespaced"]),
+                    prefix=f"{index:05d}",
+                    first_seq=int(state["seq"]),
+                    target_bytes=target_bytes,
+                )
+                # Per object, only the namespace can still be refused: the resource passed the
+                # selection when it was planned, and the server applied the label selector.
+                by_name = unit["group"] == "" and kind == "Namespace"
+                check = filtered and (unit.get("namespace") is None) and (unit["namespaced"] or by_name)
+                verdicts: dict[str, bool] = {}
+                pages = kube.list_pages(
+                    client,
+                    _resource(unit),
+                    namespace=unit.get("namespace"),
+                    label_selector=None if by_name else selection.list_label_selector(),
+                    limit=page_size,
+                    continue_token=str(state["token"]),
+                )
+                finished = False
+                token = str(state["token"])
+                try:
+                    for page, token in _prefetched(pages):
+                        for obj in page.get("items") or []:
+                            meta = obj.get("metadata") or {}
+                            if check:
+                                key = str(meta.get("name") if by_name else meta.get("namespace") or "")
+                                wanted = verdicts.get(key)
+                                if wanted is None:
+                                    wanted = verdicts[key] = selection.wants_namespace(key)
+                                if not wanted:
+                                    continue
+                            # A list's items carry no apiVersion or kind of their own.
+                            obj["apiVersion"], obj["kind"] = api_version, kind
+                            meta.pop("managedFields", None)
+                            for ref in meta.get("ownerReferences") or ():
+                                if ref.get("uid"):
+                                    owners.add(str(ref["uid"]))
+                            seal = builder.add_deferred(obj)
+                            if seal is not None:
+                                collect(PIPELINE)
+                                in_flight.append(sealers.submit(store_chunk, seal))
+                        del page
+                        if not token:
+                            finished = True
+                            break
+                        if time.monotonic() > ends:
+                            break
+                except kube.ContinueExpired as exc:
+                    collect(0)
+                    return self._restart_unit(run, snapshot, store, state, exc)
+                except kube.NotFound:
+                    # The resource went away between discovery and its list (a CRD deleted).
+                    finished = True
+                last = builder.flush_deferred()
+                if last is not None:
+                    in_flight.append(sealers.submit(store_chunk, last))
+                collect(0)
+                state["seq"] = builder.next_seq
+                key = kind_key(api_version, kind)
+                state["kinds"][key] = int(state["kinds"].get(key, 0)) + builder.objects
+                state["objects"] = int(state["objects"]) + builder.objects
+                state["raw"] = int(state["raw"]) + builder.raw_bytes
+                if finished:
+                    state.update(unit=index + 1, token="", seq=0, restarts=0, unit_chunks=0)
+                else:
+                    state["token"] = token
+                if not finished or int(state["unit"]) >= len(state["units"]) or time.monotonic() > ends:
+                    break
+        state["owner_uids"] = sorted(owners)
         self._save(run, state)
         done_units = int(state["unit"])
         progress = 2 + int(95 * done_units / max(1, len(state["units"])))
@@ -366,12 +450,6 @@ class SnapshotJob(Job):
             f"({done_units} of {len(state['units'])} resources)",
             progress=progress,
         )
-
-    def _put(self, store: Store, snapshot: Snapshot, sealed: fmt.SealedChunk, state: dict[str, Any]) -> None:
-        store.put(chunk_key(snapshot, sealed.info.name), sealed.data)
-        state["chunks"].append(sealed.info.to_dict())
-        state["stored"] = int(state["stored"]) + sealed.info.stored_bytes
-        state["unit_chunks"] = int(state.get("unit_chunks") or 0) + 1
 
     def _restart_unit(
         self, run: Run, snapshot: Snapshot, store: Store, state: dict[str, Any], exc: kube.ContinueExpired
