@@ -147,7 +147,7 @@ class Client:
     ) -> Any:
         """One API call: the parsed JSON answer (or the bytes with `raw`), or a `KubeError`."""
         url = self.url(path, query)
-        payload = None if body is None else json.dumps(body).encode()
+        payload = None if body is None else dump_json(body)
         headers = self.headers(content_type if payload is not None else None, accept)
         retry = self.retry if _safe(method, content_type) else NO_RETRY
         ends = time.monotonic() + self.limits.deadline
@@ -243,6 +243,14 @@ class Client:
             if ends is not None and pause >= ends - time.monotonic():
                 raise error
             self.retry.sleep(pause)
+
+
+def dump_json(body: Any) -> bytes:
+    """A request's body (orjson; the standard library for what orjson refuses)."""
+    try:
+        return orjson.dumps(body)
+    except (TypeError, orjson.JSONEncodeError):
+        return json.dumps(body).encode()
 
 
 def parse_json(data: bytes) -> Any:
