@@ -55,6 +55,8 @@ from collections.abc import Container, Mapping
 from types import MappingProxyType
 from typing import Any
 
+import orjson
+
 from snapshots.selection import split_api_version
 
 NO_MAP: Mapping[str, str] = MappingProxyType({})
@@ -164,6 +166,16 @@ def controller_owner(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return None
 
 
+def json_copy(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """A deep copy of a JSON object (orjson's round trip is many times faster than deepcopy,
+    which a restore of 100,000 objects does several times each)."""
+    try:
+        copied: dict[str, Any] = orjson.loads(orjson.dumps(obj))
+        return copied
+    except (TypeError, orjson.JSONEncodeError):  # a lone surrogate: deepcopy keeps it
+        return copy.deepcopy(dict(obj))
+
+
 def skip_reason(
     obj: Mapping[str, Any],
     *,
@@ -253,7 +265,7 @@ def clean(
     storage_class_map: Mapping[str, str] = NO_MAP,
 ) -> dict[str, Any]:
     """A deep copy of a source object, ready to write to the target (see the module docstring)."""
-    result: dict[str, Any] = copy.deepcopy(dict(obj))
+    result: dict[str, Any] = json_copy(obj)
     group, kind = _group_kind(result)
     metadata: dict[str, Any] = result.setdefault("metadata", {})
     for key in SERVER_METADATA:

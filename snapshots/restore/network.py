@@ -9,11 +9,11 @@ caller retries once with `without_ips`.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from snapshots.restore.clean import json_copy
 from snapshots.restore.order import describe
 
 HEADLESS = "None"
@@ -71,7 +71,7 @@ def service_ips(
     With keep=False every IP and port is left to the API server (no note: it was asked for).
     Anything of another kind is returned unchanged.
     """
-    result: dict[str, Any] = copy.deepcopy(dict(obj))
+    result: dict[str, Any] = json_copy(obj)
     if not _is_service(result) or not isinstance(result.get("spec"), dict):
         return result, []
     if not keep:
@@ -121,7 +121,7 @@ def service_ips(
 
 def without_ips(obj: Mapping[str, Any]) -> dict[str, Any]:
     """A copy of a Service with every clusterIP and nodePort left to the API server (headless stays)."""
-    result: dict[str, Any] = copy.deepcopy(dict(obj))
+    result: dict[str, Any] = json_copy(obj)
     spec = result.get("spec")
     if not _is_service(result) or not isinstance(spec, dict):
         return result

@@ -8,10 +8,10 @@ dangling uid is never written.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from typing import Any
 
+from snapshots.restore.clean import json_copy
 from snapshots.restore.order import describe
 
 
@@ -27,7 +27,7 @@ def relink(obj: Mapping[str, Any], uid_map: Mapping[str, str]) -> tuple[dict[str
     `uid_map` maps a source uid to the uid the restored owner got in the target. The notes name
     each removed reference.
     """
-    result: dict[str, Any] = copy.deepcopy(dict(obj))
+    result: dict[str, Any] = json_copy(obj)
     metadata = result.get("metadata")
     if not isinstance(metadata, dict) or not metadata.get("ownerReferences"):
         return result, []
