@@ -436,9 +436,10 @@ def _cancel(operation: Operation, *, reason: str) -> None:
     runner.request_cancel(operation, reason=reason)
 
 
-def operation_action(operation: Operation) -> Action:
-    """The permission that cancelling or retrying this operation needs (its job says: that of its kind)."""
-    return Action(job_for(operation.kind).permission(operation))
+def operation_action(operation: Operation) -> str:
+    """The permission that cancelling or retrying this operation needs (its job says: that of its
+    kind, an action of whichever app registered the kind)."""
+    return job_for(operation.kind).permission(operation)
 
 
 def can_act_on_operation(actor: Actor, operation: Operation) -> bool:

@@ -24,8 +24,10 @@ from snapshots.choices import (
 )
 from snapshots.models import Restore, RestoreItem, Snapshot, StorageLocation
 
-_STRINGS = {"type": "array", "items": {"type": "string"}}
+_STRINGS = {"type": "array", "items": {"type": "string"}, "nullable": True}
 _STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
+# null is taken as "not given" for these keys (the services check every value).
+_NULLABLE_MAP = {**_STRING_MAP, "nullable": True}
 SELECTION_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
@@ -36,7 +38,7 @@ SELECTION_SCHEMA: dict[str, Any] = {
         },
         "include_kinds": {**_STRINGS, "description": "Kind, group/Kind or group/version/Kind; empty: all"},
         "exclude_kinds": _STRINGS,
-        "label_selector": {"type": "string", "description": "A Kubernetes label selector"},
+        "label_selector": {"type": "string", "nullable": True, "description": "A Kubernetes label selector"},
         "cluster_scoped": {
             "type": "boolean",
             "description": "Take cluster-scoped objects too (default true)",
@@ -48,12 +50,13 @@ OPTIONS_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
         **SELECTION_SCHEMA["properties"],
-        "namespace_map": {**_STRING_MAP, "description": "{source namespace: target namespace}"},
-        "storage_class_map": {**_STRING_MAP, "description": "{source storage class: target storage class}"},
+        "namespace_map": {**_NULLABLE_MAP, "description": "{source namespace: target namespace}"},
+        "storage_class_map": {**_NULLABLE_MAP, "description": "{source storage class: target storage class}"},
         "existing": {
             "type": "string",
-            "enum": list(ExistingPolicy.values),
-            "description": "Objects that already exist",
+            "enum": [*ExistingPolicy.values, None],
+            "nullable": True,
+            "description": "Objects that already exist (null: skip)",
         },
     },
     "additionalProperties": False,
