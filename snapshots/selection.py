@@ -269,14 +269,17 @@ class Selection:
                 raise SelectionInvalid(str(key), "unknown selection key")
         lists: dict[str, tuple[str, ...]] = {}
         for key in _LIST_KEYS:
-            value = data.get(key) or []
+            # null means "not given"; any other falsy value of the wrong type is refused.
+            value = data.get(key)
+            value = [] if value is None else value
             if isinstance(value, str) or not isinstance(value, Sequence):
                 raise SelectionInvalid(key, "must be a list of strings")
             for index, item in enumerate(value):
                 if not isinstance(item, str):
                     raise SelectionInvalid(f"{key}[{index}]", "must be a string")
             lists[key] = tuple(value)
-        label_selector = data.get("label_selector") or ""
+        given = data.get("label_selector")
+        label_selector = "" if given is None else given
         cluster_scoped = data.get("cluster_scoped", True)
         return cls(
             include_namespaces=lists["include_namespaces"],

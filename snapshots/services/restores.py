@@ -68,7 +68,7 @@ class RestoreRequested:
 def _mapping(
     value: Any, field: str, pattern: re.Pattern[str], what: str
 ) -> tuple[dict[str, str], dict[str, list[str]]]:
-    if value in (None, ""):
+    if value is None:
         return {}, {}
     if not isinstance(value, Mapping):
         return {}, {field: ['A mapping {"from": "to"}.']}
@@ -105,7 +105,8 @@ def parse_options(data: Any) -> RestoreOptions:
         data.get("storage_class_map"), "options.storage_class_map", SUBDOMAIN, "storage class name"
     )
     fields.update(errors)
-    existing = data.get("existing", ExistingPolicy.SKIP) or ExistingPolicy.SKIP
+    existing = data.get("existing")
+    existing = ExistingPolicy.SKIP if existing is None else existing
     if existing not in ExistingPolicy.values:
         fields["options.existing"] = [f"One of {', '.join(ExistingPolicy.values)}."]
     if fields:
