@@ -21,7 +21,7 @@ from snapshots.restore.diff import object_key
 from snapshots.services import restores as restore_services
 from snapshots.services import snapshots as snapshot_services
 from snapshots.services.locations import store_of
-from snapshots.services.restore_jobs import RESTORE_ANNOTATION
+from snapshots.services.restore_writes import RESTORE_ANNOTATION
 from tests.clusters.app_helpers import cluster_on
 from tests.clusters.helpers import owner_actor, run
 from tests.local_kube import ClusterFactory, LocalCluster
