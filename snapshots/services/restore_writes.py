@@ -50,7 +50,6 @@ from snapshots.services.restores import parse_options
 from snapshots.services.snapshot_jobs import chunk_key, manifest_key
 from snapshots.storage import Store
 
-
 RESTORE_ANNOTATION = "snapshots.flotilla.dev/restore"
 TOO_MANY_TRIES = 6
 
