@@ -272,6 +272,9 @@ SPECTACULAR_SETTINGS = {
         "ProviderKindEnum": "clusters.choices.ProviderKind",
         "AppStatusEnum": "clusters.choices.AppStatus",
         "ClusterStatusEnum": "clusters.choices.ClusterStatus",
+        "StorageKindEnum": "snapshots.choices.StorageKind",
+        "SnapshotStatusEnum": "snapshots.choices.SnapshotStatus",
+        "RestoreStatusEnum": "snapshots.choices.RestoreStatus",
     },
 }
 # Oversize payloads are refused before they are parsed.
