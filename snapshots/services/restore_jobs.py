@@ -28,7 +28,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from clusters import kube
@@ -98,9 +97,6 @@ class RestoreJob(ObjectWrites, Job):
 
     def permission(self, operation: Operation) -> str:
         return Action.RESTORE
-
-    def conflicts(self, operation: Operation) -> Q:
-        return Q(subject_type=operation.subject_type, subject_id=operation.subject_id)
 
     def begin(self, run: Run) -> None:
         restore: Restore = run.subject

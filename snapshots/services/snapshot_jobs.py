@@ -172,11 +172,6 @@ class SnapshotJob(Job):
             return Action.SNAPSHOT_DELETE
         return Action.SNAPSHOT_CREATE
 
-    def conflicts(self, operation: Operation) -> Any:
-        from django.db.models import Q
-
-        return Q(subject_type=operation.subject_type, subject_id=operation.subject_id)
-
     # --- hooks ---------------------------------------------------------------------------
 
     def begin(self, run: Run) -> None:
@@ -295,7 +290,6 @@ class SnapshotJob(Job):
             "token": "",
             "seq": 0,
             "restarts": 0,
-            "unit_chunks": 0,
             "chunks": [],
             "kinds": {},
             "objects": 0,
@@ -436,7 +430,7 @@ class SnapshotJob(Job):
                 state["objects"] = int(state["objects"]) + builder.objects
                 state["raw"] = int(state["raw"]) + builder.raw_bytes
                 if finished:
-                    state.update(unit=index + 1, token="", seq=0, restarts=0, unit_chunks=0)
+                    state.update(unit=index + 1, token="", seq=0, restarts=0)
                 else:
                     state["token"] = token
                 if not finished or int(state["unit"]) >= len(state["units"]) or time.monotonic() > ends:
@@ -482,7 +476,7 @@ class SnapshotJob(Job):
         state["objects"] = int(state["objects"]) - removed
         state["raw"] = int(state["raw"]) - sum(int(c["raw_bytes"]) for c in dropped)
         state["stored"] = int(state["stored"]) - sum(int(c["stored_bytes"]) for c in dropped)
-        state.update(token="", seq=0, restarts=int(state["restarts"]) + 1, unit_chunks=0)
+        state.update(token="", seq=0, restarts=int(state["restarts"]) + 1)
         self._save(run, state)
         self._event(run, f"snapshot {snapshot.name}: the list of {unit['plural']} expired; listing it again")
         return Outcome.step(f"Listing {unit['plural']} again (its continue token expired)")
